@@ -1,0 +1,119 @@
+"""The LightningModule: the cVAE trained with manual optimization over the sequence rollout.
+
+`beta` (KL weight) and `tfr` (teacher-forcing ratio) are set each epoch by `callbacks.EpochSchedule`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+import torch
+from torch import nn
+
+from cvae_video.metrics import PerFrameMean, psnr_per_frame
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after `nan_patience` consecutive steps with a non-finite loss or gradient."""
+
+
+class CVAEModule(L.LightningModule):
+    """
+    net: a `networks.PoseCVAE` (or anything with its `unroll`).
+    optimizer: a partial taking `params` (Hydra `_partial_`), e.g. torch.optim.AdamW with lr, betas, weight_decay.
+    scheduler: a partial taking `optimizer`, stepped once per epoch.
+    grad_clip_val: gradient-norm clipping (None: off).
+    teacher_forcing_per: "batch" (a coin per batch) or "epoch" (one coin per epoch, as the lab's template).
+    nan_patience: consecutive skipped steps (non-finite loss or gradient) before the run stops.
+    run_config: the composed run config as plain containers, stored in checkpoints so evaluate/predict
+        rebuild the same model from the checkpoint alone.
+    """
+
+    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable, grad_clip_val: float | None = 1.0,
+                 teacher_forcing_per: str = "batch", nan_patience: int = 20, run_config: dict | None = None):
+        super().__init__()
+        if teacher_forcing_per not in ("batch", "epoch"):
+            raise ValueError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
+        self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
+        self.run_config = run_config
+        self.beta, self.tfr = 1.0, 0.0   # set each epoch by the schedule callbacks
+        self.skipped_steps = 0          # consecutive steps skipped for a non-finite loss or gradient
+        self.epoch_teacher_forcing = False
+        self.val_psnr_curve = PerFrameMean()
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "interval": "epoch", "name": "lr"}}
+
+    def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+        """Inference: (B, 1, 3, H, W) first frame and (B, T, 3, H, W) poses -> (B, T, 3, H, W) video, z ~ N(0, I)."""
+        preds, _ = self.net.unroll(poses, first_frame, use_posterior=False, teacher_forcing=False)
+        return torch.cat([first_frame, preds], 1)
+
+    def on_train_epoch_start(self) -> None:
+        # Runs after the callbacks' hook of the same name, so `self.tfr` is this epoch's value.
+        self.epoch_teacher_forcing = bool(torch.rand(()) < self.tfr)
+
+    def training_step(self, batch, batch_idx):
+        frames, poses = batch                                               # (B, T, 3, H, W) each
+        if self.hparams.teacher_forcing_per == "epoch":
+            teacher_forcing = self.epoch_teacher_forcing
+        else:
+            teacher_forcing = bool(torch.rand(()) < self.tfr)
+        preds, kls = self.net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
+        mse = (preds - frames[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()  # sum over frames of per-frame MSE
+        kl = kls.sum()
+        loss = mse + self.beta * kl
+
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            self.manual_backward(loss)
+            grads = [p.grad for p in self.parameters() if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads)
+            finite = bool(torch.isfinite(grad_norm))
+        if finite:
+            if self.hparams.grad_clip_val:
+                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip_val,
+                                    gradient_clip_algorithm="norm")
+            optimizer.step()
+            self.skipped_steps = 0
+            self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
+        else:
+            optimizer.zero_grad()
+            self.skipped_steps += 1
+            if self.skipped_steps >= self.hparams.nan_patience:
+                raise NonFiniteLossError(
+                    f"{self.skipped_steps} consecutive steps with a non-finite loss or gradient "
+                    f"(epoch {self.current_epoch}, step {self.global_step}); try a lower lr.base")
+        self.log("train/skipped", float(not finite), on_step=False, on_epoch=True, reduce_fx="sum")
+        batch_size = frames.shape[0]
+        self.log_dict({"train/loss": loss, "train/mse": mse, "train/kl": kl}, on_step=True, on_epoch=True,
+                      prog_bar=False, batch_size=batch_size)
+        self.log("train/teacher_forcing", float(teacher_forcing), on_step=False, on_epoch=True, batch_size=batch_size)
+
+    def on_train_epoch_end(self) -> None:
+        self.lr_schedulers().step()
+
+    def validation_step(self, batch, batch_idx):
+        frames, poses = batch                                               # (B, 630, 3, H, W)
+        video = self.rollout(frames[:, :1], poses)
+        self.val_psnr_curve.update(psnr_per_frame(video[:, 1:], frames[:, 1:]))  # (B, 629)
+
+    def on_validation_epoch_end(self) -> None:
+        curve = self.val_psnr_curve.compute()                               # (T - 1,)
+        self.val_psnr_curve.reset()
+        self.log("val/psnr", curve.mean(), prog_bar=True)
+        if not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            record = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
+            with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["run_config"] = self.run_config

@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny synthetic data set on disk and Hydra composition of the real configs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from cvae_video.data.synthetic import generate
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+TINY = dict(seed=0, train_videos=2, train_video_len=24, val_videos=1, test_videos=2, sequence_len=12)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A synthetic data set in the LAB4 layout: 2 training videos of 24 frames, sequences of 12 frames."""
+    return generate(tmp_path_factory.mktemp("data") / "tiny", **TINY)
+
+
+def tiny_overrides(root: Path, out: Path) -> list[str]:
+    """Overrides that make any config run in seconds on the tiny set, writing under `out`."""
+    return [f"data.root={root}", f"paths.output_dir={out}", "model=small", "data.train_vi_len=6",
+            "data.val_vi_len=12", "data.batch_size=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.enable_model_summary=false",
+            "trainer.log_every_n_steps=1"]
+
+
+@pytest.fixture
+def compose_train():
+    """compose_train(overrides) -> the composed `train` config (real Hydra composition)."""
+    def _compose(overrides: list[str]):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+            return compose(config_name="train", overrides=overrides)
+    yield _compose
+    GlobalHydra.instance().clear()

@@ -1,0 +1,104 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvae_video.data import lab4
+from cvae_video.data.datamodule import LAB4DataModule
+from cvae_video.data.synthetic import generate
+
+
+def save(path: Path, value: int, size=(64, 32)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (value, value, value)).save(path)
+
+
+def write_split(root: Path, split: str, n: int, size=(64, 32), label_offset=100):
+    for k in range(n):
+        save(root / split / f"{split}_img" / f"frame{k}.png", k, size)
+        save(root / split / f"{split}_label" / f"frame{k}.png", k + label_offset, size)
+
+
+def test_frames_sort_by_integer_index(tmp_path):
+    for k in (10, 2, 1, 0):
+        save(tmp_path / f"frame{k}.png", k)
+    assert [p.name for p in lab4.indexed_frames(tmp_path).values()] == ["frame0.png", "frame1.png", "frame2.png", "frame10.png"]
+
+
+def test_loader_pairs_labels_resizes_and_cuts_clips(tmp_path):
+    write_split(tmp_path, "train", 12, size=(128, 64))   # on-disk size differs from frame_H x frame_W
+    write_split(tmp_path, "val", 6)
+    dm = LAB4DataModule(str(tmp_path), frame_H=32, frame_W=64, train_vi_len=4, val_vi_len=6, shuffle=False)
+    dm.setup("fit")
+    assert len(dm.train_set) == 3                        # 12 // 4 non-overlapping clips
+    frames, poses = dm.train_set[1]
+    assert frames.shape == (4, 3, 32, 64) and frames.dtype == torch.float32
+    assert [round(v * 255) for v in frames[:, 0, 0, 0].tolist()] == [4, 5, 6, 7]     # frame k has value k
+    assert [round(v * 255) for v in poses[:, 0, 0, 0].tolist()] == [104, 105, 106, 107]  # its own pose
+    assert len(dm.val_set) == 1
+
+
+def test_clips_never_span_two_videos(tmp_path):
+    write_split(tmp_path, "train", 10)
+    (tmp_path / "train" / "segments.json").write_text(json.dumps({"starts": [0, 5]}))
+    write_split(tmp_path, "val", 4)
+    dm = LAB4DataModule(str(tmp_path), train_vi_len=3, val_vi_len=4)
+    dm.setup("fit")
+    assert dm.train_set.windows == [0, 5]               # [0..2] and [5..7]; [3..5] would cross into video 2
+
+
+def test_partial_keeps_a_fraction_of_the_clips(tmp_path):
+    write_split(tmp_path, "train", 40)
+    write_split(tmp_path, "val", 4)
+    dm = LAB4DataModule(str(tmp_path), train_vi_len=4, val_vi_len=4, partial=0.5)
+    dm.setup("fit")
+    assert len(dm.train_set) == 5
+
+
+def test_synthetic_set_has_lab4_layout_and_is_deterministic(tmp_path):
+    kw = dict(seed=3, train_videos=2, train_video_len=8, val_videos=1, test_videos=2, sequence_len=5)
+    a, b = generate(tmp_path / "a", **kw), generate(tmp_path / "b", **kw)
+    assert len(list((a / "train/train_img").glob("*.png"))) == 16
+    assert len(list((a / "train/train_label").glob("*.png"))) == 16
+    assert len(list((a / "val/val_img").glob("*.png"))) == 5
+    for i in range(2):
+        assert [p.name for p in (a / f"test/test_img/{i}").iterdir()] == ["frame0.png"]
+        assert len(list((a / f"test/test_label/{i}").glob("*.png"))) == 5
+        assert len(list((a / f"test/test_gt/{i}").glob("*.png"))) == 5
+    digest = lambda root: [hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))]
+    assert digest(a) == digest(b)
+    c = generate(tmp_path / "c", **{**kw, "seed": 4})
+    assert digest(a) != digest(c)
+
+
+def test_synthetic_frame_0_shows_the_figure_and_labels_are_drawn_on_black(tmp_path):
+    root = generate(tmp_path / "s", seed=1, train_videos=1, train_video_len=2, val_videos=1, test_videos=1, sequence_len=2)
+    label = np.asarray(Image.open(root / "train/train_label/frame0.png"))
+    frame = np.asarray(Image.open(root / "train/train_img/frame0.png")).astype(int)
+    assert (label.sum(-1) == 0).mean() > 0.7            # mostly black background
+    drawn = label.sum(-1) > 0
+    background = np.median(frame[~drawn].reshape(-1, 3), axis=0)
+    assert np.abs(frame[drawn] - background).sum(-1).mean() > 20   # the figure differs from the background
+
+
+def test_test_split_reads_every_sequence_found(tiny_root):
+    dm = LAB4DataModule(str(tiny_root), train_vi_len=6, val_vi_len=12)
+    dm.setup("test")
+    assert len(dm.test_set) == 2
+    item = dm.test_set[1]
+    assert item["id"] == 1 and item["first_frame"].shape == (1, 3, 32, 64)
+    assert item["poses"].shape == (12, 3, 32, 64) and item["truth"].shape == (12, 3, 32, 64)
+    assert torch.equal(item["first_frame"][0], item["truth"][0])
+
+
+def test_prepare_data_generates_the_synthetic_set_when_absent(tmp_path):
+    root = tmp_path / "made"
+    dm = LAB4DataModule(str(root), train_vi_len=4, val_vi_len=5,
+                        synthetic=dict(seed=0, train_videos=1, train_video_len=8, val_videos=1, test_videos=1, sequence_len=5))
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) == 2 and (root / "test/test_gt/0/frame4.png").exists()

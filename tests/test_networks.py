@@ -1,0 +1,55 @@
+import torch
+
+from cvae_video.networks import PoseCVAE, kl_to_standard_normal
+
+
+def small():
+    torch.manual_seed(0)
+    return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16)
+
+
+def encoder_inputs(net, **unroll_kwargs):
+    """Run `unroll`, recording every frame passed to the frame encoder."""
+    seen = []
+    handle = net.frame_encoder.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach()))
+    preds, kls = net.unroll(**unroll_kwargs)
+    handle.remove()
+    return seen, preds, kls
+
+
+def test_shapes_and_output_range():
+    net = small()
+    frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
+    preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=False)
+    assert preds.shape == (2, 4, 3, 8, 16) and kls.shape == (4,)
+    assert preds.min() >= 0 and preds.max() <= 1
+
+
+def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions():
+    net = small()
+    frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
+    seen, _, _ = encoder_inputs(net, poses=poses, frames=frames, use_posterior=True, teacher_forcing=True)
+    assert len(seen) == 5 and all(torch.equal(s, frames[:, t]) for t, s in enumerate(seen))
+
+    seen, preds, _ = encoder_inputs(net, poses=poses, frames=frames, use_posterior=True, teacher_forcing=False)
+    previous_inputs = [s for s in seen if not any(torch.equal(s, frames[:, t]) for t in range(5))]
+    assert len(previous_inputs) == 3   # outputs 1..3 re-encoded as the previous frame of steps 2..4
+    assert all(torch.equal(p, preds[:, t]) for t, p in enumerate(previous_inputs))
+
+
+def test_inference_needs_only_the_first_frame_and_samples_the_prior():
+    net = small().eval()
+    poses = torch.rand(1, 6, 3, 8, 16)
+    first = torch.rand(1, 1, 3, 8, 16)
+    with torch.no_grad():
+        a, kls = net.unroll(poses, first, use_posterior=False, teacher_forcing=False)
+        b, _ = net.unroll(poses, first, use_posterior=False, teacher_forcing=False)
+    assert a.shape == (1, 5, 3, 8, 16) and torch.all(kls == 0)
+    assert not torch.equal(a, b)   # a new z each rollout
+
+
+def test_kl_formula():
+    mu, logvar = torch.zeros(2, 4, 3, 3), torch.zeros(2, 4, 3, 3)
+    assert kl_to_standard_normal(mu, logvar).item() == 0.0
+    mu = torch.ones(2, 4, 3, 3)
+    assert torch.isclose(kl_to_standard_normal(mu, logvar), torch.tensor(0.5 * 36))  # 0.5 * sum(mu^2) / B

@@ -1,0 +1,106 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from cvae_video.train import train
+from tests.conftest import CONF_DIR, tiny_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml"))
+          for g in ("data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "callbacks", "experiment")}
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_config_option_composes_and_instantiates(compose_train, tiny_root, tmp_path, group, option):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=True)           # every interpolation resolves
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.module, _partial_=True)(run_config=None)
+    opt = module.configure_optimizers()
+    assert opt["optimizer"].param_groups[0]["lr"] == cfg.lr.base
+    for name, cb in cfg.callbacks.items():
+        if name in ("beta", "tfr"):
+            value = instantiate(cb).schedule(3)
+            assert 0.0 <= value <= 1.0
+    assert sum(p.numel() for p in net.parameters()) > 0
+
+
+def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
+    cfg = compose_train([f"paths.output_dir={tmp_path}"])
+    assert (cfg.lr.base, cfg.data.batch_size, cfg.data.train_vi_len, cfg.data.val_vi_len) == (1e-3, 2, 16, 630)
+    assert list(cfg.lr.scheduler.milestones) == [2, 5] and cfg.lr.scheduler.gamma == 0.1
+    assert (cfg.model.frame_dim, cfg.model.label_dim, cfg.model.noise_dim, cfg.model.fusion_dim) == (128, 32, 12, 192)
+    assert cfg.trainer.max_epochs == 70 and cfg.module.grad_clip_val == 1.0
+    report = compose_train([f"paths.output_dir={tmp_path}", "optim=adamw", "lr=constant", "lr.base=1e-4"])
+    assert report.optim._target_ == "torch.optim.AdamW" and report.optim.lr == 1e-4
+
+
+def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train, tiny_root, tmp_path):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["trainer.max_epochs=2", "kl=monotonic", "kl.ratio=0.5"])
+    metrics = train(cfg)
+    assert {"train/loss_epoch", "train/mse_epoch", "train/kl_epoch", "beta", "tfr", "lr", "val/psnr"} <= metrics.keys()
+    assert metrics["beta"] == 1.0                              # epoch 1 of 2 with ratio 0.5
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert len(list((tmp_path / "checkpoints").glob("best-epoch*.ckpt"))) == 1
+    curves = (tmp_path / "val_psnr_per_frame.jsonl").read_text().splitlines()
+    assert len(curves) == 2 and len(OmegaConf.create(curves[0]).psnr) == 11
+    csv = (tmp_path / "csv" / "metrics.csv").read_text()
+    assert "val/psnr" in csv and "train/loss_step" in csv
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["run_config"]["model"]["frame_dim"] == 32 and ckpt["epoch"] == 1
+
+
+@pytest.mark.parametrize("tfr,expected", [("tfr=off", 0.0), ("tfr.start=1.0", 1.0)])
+def test_teacher_forcing_follows_the_ratio(compose_train, tiny_root, tmp_path, tfr, expected):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [tfr, "trainer.limit_val_batches=0"])
+    metrics = train(cfg)
+    assert metrics["train/teacher_forcing"] == expected and metrics["tfr"] == expected
+
+
+def test_same_seed_gives_same_metrics(compose_train, tiny_root, tmp_path):
+    runs = [train(compose_train(tiny_overrides(tiny_root, tmp_path / str(i)) + ["seed=7"])) for i in range(2)]
+    assert runs[0]["val/psnr"] == runs[1]["val/psnr"] and runs[0]["train/loss_epoch"] == runs[1]["train/loss_epoch"]
+
+
+def test_nonfinite_loss_skips_the_step(compose_train, tiny_root, tmp_path):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["lr.base=1e30", "optim=adam", "trainer.limit_train_batches=4",
+                                                               "trainer.limit_val_batches=0", "module.nan_patience=100",
+                                                               "kl=none", "tfr=off"])
+    metrics = train(cfg)
+    assert metrics["train/skipped"] >= 1
+
+
+@pytest.mark.slow
+def test_cli_multirun_gives_one_run_per_option(tiny_root, tmp_path):
+    cmd = [sys.executable, "-m", "cvae_video.train", "-m", "kl=none,cyclical",
+           f"hydra.sweep.dir={tmp_path}", "paths.output_dir=${hydra:runtime.output_dir}"]
+    cmd += [o for o in tiny_overrides(tiny_root, tmp_path) if not o.startswith("paths.output_dir")]
+    cmd += ["trainer.limit_val_batches=0"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert runs == ["0", "1"]
+    assert "kl=none" in (tmp_path / "0/.hydra/overrides.yaml").read_text()
+    assert "kl=cyclical" in (tmp_path / "1/.hydra/overrides.yaml").read_text()
+    for run in runs:
+        assert (tmp_path / run / "checkpoints" / "last.ckpt").exists()
+        assert (tmp_path / run / ".hydra" / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_wandb_logger_runs_offline(compose_train, tiny_root, tmp_path, monkeypatch):
+    import wandb
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["logger=wandb", "trainer.limit_val_batches=0"])
+    try:
+        train(cfg)
+    finally:
+        wandb.finish()
+        wandb.teardown()
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
