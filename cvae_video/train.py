@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
+from cvae_video.errors import user_errors
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -37,6 +38,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> float:
     return train(cfg).get("val/psnr", float("nan"))
 
