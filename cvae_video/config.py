@@ -1,7 +1,49 @@
-"""OmegaConf resolvers the configs use: `${project_root:}` is the folder that holds `conf/` and `outputs/`."""
-from pathlib import Path
+"""Config helpers: the `${project_root:}` resolver and the range check of user-typed values."""
+from __future__ import annotations
 
-from omegaconf import OmegaConf
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from cvae_video.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+# key -> (test, allowed range in words). A key absent from the composed config (another option of
+# its group is in use) is not checked.
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr.base": (lambda v: v > 0, "> 0"),
+    "tfr.start": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tfr.value": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tfr.tfr_sde": (lambda v: v >= 0, ">= 0"),
+    "tfr.tfr_d_step": (lambda v: v >= 0, ">= 0"),
+    "kl.ratio": (lambda v: v > 0, "> 0"),
+    "kl.cycle": (lambda v: v > 0, "> 0"),
+    "kl.value": (lambda v: v >= 0, ">= 0"),
+    "data.batch_size": (lambda v: v >= 1, ">= 1"),
+    "data.val_batch_size": (lambda v: v >= 1, ">= 1"),
+    "data.frame_H": (lambda v: v > 0, "> 0"),
+    "data.frame_W": (lambda v: v > 0, "> 0"),
+    "data.train_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
+    "data.val_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
+    "data.partial": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "trainer.max_epochs": (lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)"),
+    "module.nan_patience": (lambda v: v >= 1, ">= 1"),
+    "module.grad_clip_val": (lambda v: v is None or v > 0, "> 0, or null for no clipping"),
+}
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Raise `UserError` naming the first key whose value is out of its allowed range."""
+    for key, (ok, allowed) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default="__absent__")
+        if isinstance(value, str) and value == "__absent__":
+            continue
+        try:
+            valid = ok(value)
+        except TypeError:
+            valid = False
+        if not valid:
+            raise UserError(f"{key}={value} is out of range: expected {allowed}")

@@ -12,10 +12,11 @@ import lightning as L
 import torch
 from torch import nn
 
+from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, psnr_per_frame
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError):
     """Raised after `nan_patience` consecutive steps with a non-finite loss or gradient."""
 
 
@@ -35,7 +36,7 @@ class CVAEModule(L.LightningModule):
                  teacher_forcing_per: str = "batch", nan_patience: int = 20, run_config: dict | None = None):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
-            raise ValueError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
+            raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
         self.automatic_optimization = False
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
@@ -44,6 +45,11 @@ class CVAEModule(L.LightningModule):
         self.skipped_steps = 0          # consecutive steps skipped for a non-finite loss or gradient
         self.epoch_teacher_forcing = False
         self.val_psnr_curve = PerFrameMean()
+
+    def on_fit_start(self) -> None:
+        # After the DataModule's setup, so a bad data set fails before any logger writes a file.
+        for logger in self.loggers:
+            logger.log_hyperparams(self.run_config or {})
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -91,7 +97,8 @@ class CVAEModule(L.LightningModule):
             if self.skipped_steps >= self.hparams.nan_patience:
                 raise NonFiniteLossError(
                     f"{self.skipped_steps} consecutive steps with a non-finite loss or gradient "
-                    f"(epoch {self.current_epoch}, step {self.global_step}); try a lower lr.base")
+                    f"(epoch {self.current_epoch}, step {self.global_step}); try a lower lr.base "
+                    f"(now {self.optimizers().param_groups[0]['lr']:g})")
         self.log("train/skipped", float(not finite), on_step=False, on_epoch=True, reduce_fx="sum")
         batch_size = frames.shape[0]
         self.log_dict({"train/loss": loss, "train/mse": mse, "train/kl": kl}, on_step=True, on_epoch=True,

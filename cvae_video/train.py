@@ -11,23 +11,37 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cvae_video import config  # noqa: F401  (registers the config resolvers)
-from cvae_video.errors import user_errors
+from cvae_video.checkpoints import check_matches, read_checkpoint
+from cvae_video.config import check_ranges
+from cvae_video.errors import UserError, user_errors
+
+
+def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`last` means this run dir's checkpoints/last.ckpt, which must exist (Lightning would start afresh)."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise UserError(f"ckpt_path=last: no {last}; resume with hydra.run.dir=<the run's dir> ckpt_path=last, "
+                        f"or give ckpt_path=<path to a .ckpt>")
+    return str(last)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
+    check_ranges(cfg)
+    out = Path(cfg.paths.output_dir)
+    ckpt_path = resume_path(cfg.ckpt_path, out)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
+    if ckpt_path is not None:
+        check_matches(module, read_checkpoint(ckpt_path), ckpt_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     loggers = [instantiate(c) for c in cfg.logger.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    out = Path(cfg.paths.output_dir)
     print(f"val/psnr {metrics.get('val/psnr', float('nan')):.2f} dB after {trainer.current_epoch} epochs, "
           f"{trainer.global_step} steps")
     print(f"checkpoints: {out / 'checkpoints'}")

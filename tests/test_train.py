@@ -50,7 +50,7 @@ def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train
     assert len(list((tmp_path / "checkpoints").glob("best-epoch*.ckpt"))) == 1
     curves = (tmp_path / "val_psnr_per_frame.jsonl").read_text().splitlines()
     assert len(curves) == 2 and len(OmegaConf.create(curves[0]).psnr) == 11
-    csv = (tmp_path / "csv" / "metrics.csv").read_text()
+    csv = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text()
     assert "val/psnr" in csv and "train/loss_step" in csv
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["run_config"]["model"]["frame_dim"] == 32 and ckpt["epoch"] == 1
