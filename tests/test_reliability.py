@@ -175,3 +175,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert final[0]["global_step"] == final[1]["global_step"] == 18
     weights = [f["state_dict"] for f in final]               # the RNG state is restored too: same coins, same z
     assert all(torch.allclose(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_nan_guard_stops_after_patience_with_epoch_step_and_advice(compose_train, data, tmp_path):
+    cfg = compose_train(tiny_overrides(data, tmp_path) + ["lr.base=1e30", "optim=adam", "trainer.limit_train_batches=4",
+                                                          "module.nan_patience=2", "kl=none", "tfr=off"])
+    with pytest.raises(UserError, match=r"2 consecutive steps with a non-finite loss or gradient \(epoch 0, step 1\); try a lower lr\.base"):
+        train(cfg)
