@@ -10,6 +10,7 @@ from typing import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from cvae_video.errors import UserError
@@ -117,10 +118,15 @@ class CVAEModule(L.LightningModule):
         curve = self.val_psnr_curve.compute()                               # (T - 1,)
         self.val_psnr_curve.reset()
         self.log("val/psnr", curve.mean(), prog_bar=True)
-        if not self.trainer.sanity_checking and self.trainer.is_global_zero:
-            record = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
-            with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        record = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
+        with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):   # the per-frame curve as a table W&B can plot
+                logger.log_table("val/psnr_per_frame", columns=["frame", "psnr"],
+                                 data=[[t + 1, v] for t, v in enumerate(record["psnr"])], step=self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["run_config"] = self.run_config

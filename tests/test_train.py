@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -97,10 +98,14 @@ def test_cli_multirun_gives_one_run_per_option(tiny_root, tmp_path):
 def test_wandb_logger_runs_offline(compose_train, tiny_root, tmp_path, monkeypatch):
     import wandb
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["logger=wandb", "trainer.limit_val_batches=0"])
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["logger=wandb"])
     try:
         train(cfg)
     finally:
         wandb.finish()
         wandb.teardown()
-    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    tables = list(runs[0].rglob("psnr_per_frame*.table.json"))   # the per-frame validation curve
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["frame", "psnr"] and len(table["data"]) == 11
