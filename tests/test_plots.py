@@ -1,0 +1,75 @@
+import shutil
+
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from cvae_video.errors import UserError
+from cvae_video.plots import epoch_metrics, find_runs, main, pick_epochs, psnr_curves
+from tests.test_evaluate import tiny_run  # noqa: F401  (a fixture)
+
+FIGURES = ["loss.png", "schedules.png", "val_psnr.png", "val_psnr_per_frame.png"]
+# What Lightning's CSVLogger writes: one row per log call, blanks for keys not logged, the LR monitor's
+# rows without an epoch (it logs at the start of the epoch, by step).
+CSV = """beta,epoch,lr,step,tfr,train/loss_epoch,train/loss_step,val/psnr
+,,0.001,0,,,,
+,0,,0,,,5.0,
+,0,,1,,,,11.5
+0.0,0,,1,1.0,4.0,,
+,,0.0001,2,,,,
+,1,,2,,,3.0,
+,1,,3,,,,12.5
+0.5,1,,3,0.9,2.0,,
+"""
+
+
+def test_epoch_metrics_reads_one_value_per_key_and_epoch(tmp_path):
+    (tmp_path / "csv" / "version_0").mkdir(parents=True)
+    (tmp_path / "csv" / "version_0" / "metrics.csv").write_text(CSV)
+    m = epoch_metrics(tmp_path)
+    assert m["lr"] == {0: 0.001, 1: 0.0001}                                  # the LR rows go to the next epoch
+    assert m["beta"] == {0: 0.0, 1: 0.5} and m["tfr"] == {0: 1.0, 1: 0.9}
+    assert m["train/loss_epoch"] == {0: 4.0, 1: 2.0} and m["val/psnr"] == {0: 11.5, 1: 12.5}
+
+
+def test_pick_epochs_spreads_or_keeps_the_asked_ones():
+    assert pick_epochs([0, 1, 2], None) == [0, 1, 2]
+    assert pick_epochs(list(range(10)), None) == [0, 3, 6, 9]
+    assert pick_epochs(list(range(10)), [2, 5, 42]) == [2, 5]
+
+
+def test_plots_on_a_run_dir_writes_the_figures(tiny_run, tmp_path, capsys):
+    written = main([str(tiny_run), "--out", str(tmp_path)])
+    assert [p.name for p in written] == FIGURES
+    for name in FIGURES:
+        with Image.open(tmp_path / name) as img:
+            assert img.format == "PNG" and img.width > 400
+    assert "figure: " in capsys.readouterr().out
+    assert sorted(psnr_curves(tiny_run)) == [0, 1] and len(psnr_curves(tiny_run)[1]) == 11
+
+
+def test_a_run_without_csv_logs_gets_the_per_frame_figure_only(tiny_run, tmp_path):
+    run = tmp_path / "run"                                                   # as with logger=wandb alone
+    run.mkdir()
+    shutil.copy(tiny_run / "val_psnr_per_frame.jsonl", run)
+    assert [p.name for p in main([str(run)])] == ["val_psnr_per_frame.png"]
+
+
+def test_plots_on_a_sweep_dir_labels_runs_by_their_differing_overrides(tiny_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    for n, kl in enumerate(["none", "cyclical"]):
+        run = sweep / str(n)
+        shutil.copytree(tiny_run / "csv", run / "csv")
+        shutil.copy(tiny_run / "val_psnr_per_frame.jsonl", run)
+        (run / ".hydra").mkdir()
+        OmegaConf.save(OmegaConf.create([f"kl={kl}", "seed=1"]), run / ".hydra" / "overrides.yaml")
+    assert list(find_runs(sweep)) == ["kl=none", "kl=cyclical"]
+    written = main([str(sweep)])
+    assert [p.name for p in written] == FIGURES and all(p.parent == sweep / "plots" for p in written)
+
+
+def test_plots_on_a_folder_without_runs_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="neither a run dir"):
+        find_runs(tmp_path)
+    with pytest.raises(SystemExit, match="error: .* does not exist"):
+        main([str(tmp_path / "nope")])
