@@ -86,10 +86,9 @@ def per_frame_lines(results: dict) -> Lines:
     """The PSNR curves of psnr_per_frame.png: the model (mean and best of N) and the baselines."""
     frames = list(range(1, results["predicted_frames"] + 1))
     n = results["best_of_n"]["n"]
-    lines = {f"model, mean of {n} samples": (frames, results["psnr_per_frame"]),
-             f"model, best of {n}": (frames, results["best_of_n"]["psnr_per_frame"])}
-    for key, name in BASELINE_NAMES.items():
-        lines[name] = (frames, results["baselines"][key]["psnr_per_frame"])
+    lines = {name: (frames, results["baselines"][key]["psnr_per_frame"]) for key, name in BASELINE_NAMES.items()}
+    lines[f"model, best of {n}"] = (frames, results["best_of_n"]["psnr_per_frame"])
+    lines[f"model, mean of {n} samples"] = (frames, results["psnr_per_frame"])   # drawn last: on top
     return lines
 
 

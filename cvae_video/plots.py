@@ -44,7 +44,7 @@ class Panel(NamedTuple):
 
 
 def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
-    """Panels side by side in one PNG; a legend wherever a panel has more than one labelled line."""
+    """Panels side by side in one PNG; a legend under each panel that has more than one line."""
     fig, axes = plt.subplots(1, len(panels), figsize=(max(7.0, 4.5 * len(panels)), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for label, (x, y) in panel.lines.items():
@@ -56,11 +56,11 @@ def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(panel.lines) > 1:
-            ax.legend(fontsize=7)
+        if len(panel.lines) > 1:   # below the axes: long rollouts leave no empty corner inside
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, len(panel.lines)))
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
