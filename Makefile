@@ -1,11 +1,12 @@
 # make demo: install, make the synthetic data, train the small model on CPU, validate
 # make test: install, run the test suite
+# make bench: install, time training steps and rollouts against the lab's seed loop (outputs/bench/bench.json)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+bench: install
+	$(PY) -m cvae_video.bench
 
 clean:
 	rm -rf outputs/demo outputs/train outputs/multiruns

@@ -8,14 +8,23 @@ Data flow for one predicted frame t (all tensors keep the full H x W resolution)
     (h_prev, h_pose, z) --fusion--> (B, D, H, W) --generator--> x_hat_t (B, 3, H, W) in [0, 1]
 
 `PoseCVAE.unroll` is the one time loop: training (posterior z, teacher forcing or own outputs) and
-inference (prior z, own outputs) both run it.
+inference (prior z, own outputs) both run it. Only the free-running part is sequential (the previous
+frame is the model's own output); everything else (encoding ground-truth frames and poses, the
+posterior, and under teacher forcing the whole step) runs over many time steps per network call.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SLOPE = 0.01  # LeakyReLU slope; the template's `LeakyReLU(True)` meant slope 1, i.e. no non-linearity
+# `time_chunk=None`: as many time steps per network call as keep a call within this many frames (B x steps).
+# Measured with `python -m cvae_video.bench --chunk-sweep ...`: on 2 CPU cores 4 frames per call beat both one
+# step per call and all steps at once (large calls spill out of the caches); a GPU wants few, large calls.
+FRAMES_PER_CALL = {"cpu": 4, "cuda": 512}
 
 
 class ResidualBlock(nn.Module):
@@ -67,14 +76,47 @@ class FrameEncoder(nn.Sequential):
         )
 
 
+class StepwiseBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d over frames of several time steps in one call that behaves as one call per step.
+
+    Input (B * S, C, H, W), batch-major (row b * S + s is sample b at step s). In training each step is
+    normalized by its own batch statistics and the running statistics get the S updates, in time order,
+    that S separate calls would make; with S = 1 or in eval mode it is plain BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+        if steps == 1 or not self.training:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        # Each (step, channel) pair as a channel of its own: statistics per step over (B, H, W).
+        y = F.batch_norm(x.reshape(n // steps, steps * c, h, w), None, None, self.weight.repeat(steps),
+                         self.bias.repeat(steps), training=True, eps=self.eps)
+        with torch.no_grad():
+            stats = self.running_mean.dtype                                       # float32 also under bf16 autocast
+            per_step = x.detach().to(stats).reshape(n // steps, steps, c, h * w)
+            mean, var = per_step.mean(dim=(0, 3)), per_step.var(dim=(0, 3))   # (S, C); var unbiased, as BatchNorm2d's
+            m = self.momentum
+            weights = m * (1 - m) ** torch.arange(steps - 1, -1, -1, device=x.device, dtype=stats)  # step s's share
+            self.running_mean.mul_((1 - m) ** steps).add_(weights @ mean)
+            self.running_var.mul_((1 - m) ** steps).add_(weights @ var)
+            self.num_batches_tracked.add_(steps)
+        return y.reshape(n, c, h, w)
+
+
 class LabelEncoder(nn.Sequential):
-    """Pose image (B, 3, H, W) -> features (B, L, H, W)."""
+    """Pose images of S time steps (B, S, 3, H, W) -> features (B, S, L, H, W), in one call."""
 
     def __init__(self, out_ch: int):
         super().__init__(
-            nn.ReflectionPad2d(3), nn.Conv2d(3, out_ch // 2, 7), nn.BatchNorm2d(out_ch // 2),
+            nn.ReflectionPad2d(3), nn.Conv2d(3, out_ch // 2, 7), StepwiseBatchNorm2d(out_ch // 2),
             nn.LeakyReLU(SLOPE), ResidualBlock(out_ch // 2, out_ch),
         )
+
+    def forward(self, poses: torch.Tensor) -> torch.Tensor:
+        b, s = poses.shape[:2]
+        pad, conv, norm, act, block = self
+        x = norm(conv(pad(poses.flatten(0, 1))), steps=s)                  # (B * S, L/2, H, W)
+        return block(act(x)).unflatten(0, (b, s))
 
 
 class Posterior(nn.Module):
@@ -119,52 +161,163 @@ class Generator(nn.Sequential):
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, e^logvar) || N(0, I)) summed over latent elements, averaged over the batch (the lab's formula)."""
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / mu.shape[0]
+    """KL(N(mu, e^logvar) || N(0, I)) summed over latent elements, averaged over the batch (the lab's formula).
+
+    mu, logvar (B, N, H, W) give a scalar; (B, T, N, H, W) give one value per time step, (T,).
+    """
+    terms = 1 + logvar - mu.pow(2) - logvar.exp()
+    return -0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu.shape[0]
+
+
+def sequence_loss(preds: torch.Tensor, frames: torch.Tensor, kls: torch.Tensor,
+                  beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training loss: sum over frames of each frame's MSE, plus beta times the summed KL.
+
+    preds (B, T-1, 3, H, W), frames (B, T, 3, H, W) (frame 0 is given, not predicted), kls (T-1,).
+    Returns (loss, mse, kl).
+    """
+    mse = (preds - frames[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()
+    kl = kls.sum()
+    return mse + beta * kl, mse, kl
+
+
+def per_frame(net, *seqs: torch.Tensor):
+    """`net`, a network on frames (N, C, H, W), run on sequences (B, S, C, H, W) as one batch of B * S frames."""
+    b, s = seqs[0].shape[:2]
+    out = net(*(x.flatten(0, 1) for x in seqs))
+    if isinstance(out, tuple):
+        return tuple(o.unflatten(0, (b, s)) for o in out)
+    return out.unflatten(0, (b, s))
+
+
+class CapturedStep:
+    """A function of fixed-shape CUDA tensors recorded once as a CUDA graph and replayed.
+
+    A rollout step is ~100 small kernels: at these sizes their launches, not the arithmetic, set the time,
+    and one graph replay launches them all at once. Inputs are copied into the graph's own buffers; the
+    outputs are the graph's buffers too, overwritten by the next replay. Autocast, if on, is recorded
+    with its cast cache off (a cached cast would be freed under the graph when autocast exits).
+    """
+
+    def __init__(self, fn, *example: torch.Tensor):
+        autocast = partial(torch.autocast, "cuda", dtype=torch.get_autocast_dtype("cuda"),
+                           enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False)
+        self.inputs = [x.clone() for x in example]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), autocast():
+            for _ in range(2):   # warm-up: lazy initialisation and cuDNN autotuning stay out of the graph
+                fn(*self.inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), autocast():
+            self.outputs = fn(*self.inputs)
+
+    def __call__(self, *inputs: torch.Tensor):
+        for buffer, x in zip(self.inputs, inputs):
+            buffer.copy_(x)
+        self.graph.replay()
+        return self.outputs
 
 
 class PoseCVAE(nn.Module):
-    """The lab's conditional VAE with widths F (frame), L (label), N (noise) and D (fusion)."""
+    """The lab's conditional VAE with widths F (frame), L (label), N (noise) and D (fusion).
 
-    def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192):
+    time_chunk: time steps per network call wherever steps are independent (encoding ground-truth frames
+        and poses, the posterior, and every step under teacher forcing): 1 = one call per step, 0 = all
+        steps in one call, None = by device (FRAMES_PER_CALL: 2 steps at batch 2 on CPU; on CUDA a whole
+        training clip, and 630-frame sequences in a few pieces). Results do not depend on it (the label
+        encoder's BatchNorm keeps per-step statistics).
+    channels_last: keep the convolution weights in channels-last layout (the convolutions then run NHWC;
+        faster on CPU by a few percent, measured as above).
+    cuda_graphs: free-running steps under no_grad on CUDA (rollouts) replay a CUDA graph per input shape.
+    """
+
+    def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
+                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
         super().__init__()
-        self.noise_dim = noise_dim
+        self.noise_dim, self.time_chunk, self.cuda_graphs = noise_dim, time_chunk, cuda_graphs
         self.frame_encoder = FrameEncoder(frame_dim)
         self.label_encoder = LabelEncoder(label_dim)
         self.posterior = Posterior(frame_dim + label_dim, noise_dim)
         self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
         self.generator = Generator(fusion_dim)
+        self._graphs: dict[tuple, CapturedStep] = {}
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
-    def unroll(self, poses: torch.Tensor, frames: torch.Tensor, use_posterior: bool,
-               teacher_forcing: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predict frames 1..T-1 one step at a time.
+    def _apply(self, fn, *args, **kwargs):
+        self._graphs.clear()   # .to(), .cuda(), .half() ... move the weights a captured graph reads
+        return super()._apply(fn, *args, **kwargs)
+
+    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B, F, H, W), (B, L, H, W), (B, N, H, W) -> the predicted frame (B, 3, H, W)."""
+        return self.generator(self.fusion(torch.cat([prev_feat, pose_feat, z], 1)))
+
+    def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor):
+        """One free-running step: the predicted frame (B, 3, H, W) and its features (B, F, H, W) for the next."""
+        pred = self.decode(prev_feat, pose_feat, z)
+        return pred, self.frame_encoder(pred)
+
+    def _over_time(self, net, *seqs: torch.Tensor):
+        """`net` on sequences (B, S, ...) of independent steps, `time_chunk` steps per call: (B, S, ...) results."""
+        batch, steps = seqs[0].shape[:2]
+        chunk = self.time_chunk
+        if chunk is None:
+            chunk = max(1, FRAMES_PER_CALL.get(seqs[0].device.type, 1) // batch)
+        chunk = chunk or steps
+        parts = [net(*(x[:, t:t + chunk] for x in seqs)) for t in range(0, steps, chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(p, 1) for p in zip(*parts))
+        return torch.cat(parts, 1)
+
+    def _free_running_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor):
+        """`step`, or (cuda_graphs, CUDA, no gradients) its CUDA graph for these shapes, captured on first use."""
+        if not (self.cuda_graphs and prev_feat.is_cuda) or torch.is_grad_enabled():
+            return self.step
+        key = (tuple(prev_feat.shape), prev_feat.dtype, pose_feat.dtype, z.dtype, prev_feat.device,
+               torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"), torch.is_inference_mode_enabled())
+        if key not in self._graphs:
+            self._graphs[key] = CapturedStep(self.step, prev_feat, pose_feat, z)
+        return self._graphs[key]
+
+    def unroll(self, poses: torch.Tensor, frames: torch.Tensor, use_posterior: bool, teacher_forcing: bool,
+               noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict frames 1..T-1.
 
         poses:  (B, T, 3, H, W), the pose of every frame.
         frames: (B, T, 3, H, W) ground truth, or (B, 1, 3, H, W) (just the first frame) when neither
                 the posterior nor teacher forcing needs the later ones.
         use_posterior: z ~ q(z | x_t, pose_t) (training) instead of z ~ N(0, I) (inference).
         teacher_forcing: the previous frame is the ground truth x_{t-1}, else the model's own output.
+        noise: (B, T-1, N, H, W) standard-normal draws behind z (the reparameterization's epsilon, or z
+               itself under the prior); None draws them.
         Returns predictions (B, T-1, 3, H, W) and the KL of each step (T-1,) (zeros under the prior).
         """
-        needs_truth = use_posterior or teacher_forcing
-        steps = poses.shape[1]
-        if needs_truth and frames.shape[1] < steps:
+        b, steps, _, h, w = poses.shape
+        if (use_posterior or teacher_forcing) and frames.shape[1] < steps:
             raise ValueError(f"unroll needs {steps} ground-truth frames, got {frames.shape[1]}")
-        prev_feat = self.frame_encoder(frames[:, 0])                        # (B, F, H, W)
-        preds, kls = [], []
-        for t in range(1, steps):
-            pose_feat = self.label_encoder(poses[:, t])                     # (B, L, H, W)
-            truth_feat = self.frame_encoder(frames[:, t]) if needs_truth else None
-            if use_posterior:
-                mu, logvar = self.posterior(truth_feat, pose_feat)         # (B, N, H, W) each
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)     # reparameterization
-                kls.append(kl_to_standard_normal(mu, logvar))
-            else:
-                b, _, h, w = pose_feat.shape
-                z = torch.randn(b, self.noise_dim, h, w, device=pose_feat.device, dtype=pose_feat.dtype)
-                kls.append(pose_feat.new_zeros(()))
-            pred = self.generator(self.fusion(torch.cat([prev_feat, pose_feat, z], 1)))  # (B, 3, H, W)
-            preds.append(pred)
-            if t < steps - 1:
-                prev_feat = truth_feat if teacher_forcing else self.frame_encoder(pred)
-        return torch.stack(preds, 1), torch.stack(kls)
+        # Ground-truth frames to encode: all for the posterior, 0..T-2 as previous frames, else just frame 0.
+        known = steps if use_posterior else steps - 1 if teacher_forcing else 1
+        truth_feat = self._over_time(partial(per_frame, self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
+        pose_feat = self._over_time(self.label_encoder, poses[:, 1:])                             # (B, T-1, L, H, W)
+        if noise is None:
+            noise = torch.randn(b, steps - 1, self.noise_dim, h, w, device=poses.device, dtype=pose_feat.dtype)
+        if use_posterior:
+            mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
+            z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, H, W)
+            kls = kl_to_standard_normal(mu, logvar)               # (T-1,)
+        else:
+            z, kls = noise, pose_feat.new_zeros(steps - 1)
+        if teacher_forcing:
+            preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, :steps - 1], pose_feat, z)
+            return preds, kls                                     # (B, T-1, 3, H, W), (T-1,)
+        prev_feat, preds = truth_feat[:, 0], []                                # (B, F, H, W)
+        step = self._free_running_step(prev_feat, pose_feat[:, 0], z[:, 0])
+        for t in range(steps - 2):
+            pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t])
+            preds.append(pred.clone() if isinstance(step, CapturedStep) else pred)  # a replay overwrites its outputs
+        preds.append(self.decode(prev_feat, pose_feat[:, -1], z[:, -1]))    # the last prediction is not re-encoded
+        return torch.stack(preds, 1), kls

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The benchmark at the lab's sizes on one CUDA GPU, in under 5 minutes:
+#
+#     bash bench/gpu_check.sh [OUT_DIR]      # OUT_DIR: $1, else $OUT, else outputs/bench_gpu
+#
+# Writes OUT_DIR/gpu_check.log, OUT_DIR/bench.json (bf16-mixed, the trainer=gpu setting, against the seed
+# loop in fp32) and OUT_DIR/fp32/bench.json (this project's rows again in fp32). Needs no network and no
+# install: it picks the first python whose torch sees CUDA (the GPU image's python3 before the project's
+# .venv, a CPU build), and runs the package from this checkout through PYTHONPATH. Lightning is only needed
+# for the Trainer.fit row, which is skipped (and said so) without it.
+# The seed loop is read from ../shared/reference/seed_model.py or shared/reference/seed_model.py (or
+# $SEED_MODEL); without it the seed rows are skipped.
+# BENCH_DEVICE=cpu BENCH_TINY=1: the same steps at tiny sizes on CPU (tests/test_bench.py runs this).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-outputs/bench_gpu}}
+mkdir -p "$OUT_DIR/fp32"
+DEVICE=${BENCH_DEVICE:-cuda}
+START=$SECONDS
+{
+
+echo "== python"
+PY=
+for candidate in python3 /opt/torch/.venv/bin/python3 .venv/bin/python; do
+  command -v "$candidate" >/dev/null 2>&1 || continue
+  cuda=$("$candidate" -c 'import torch; print(torch.cuda.is_available())' 2>/dev/null) || cuda="no torch"
+  echo "$candidate ($(command -v "$candidate")): torch.cuda.is_available() = $cuda"
+  if [ "$cuda" = True ] || { [ "$DEVICE" = cpu ] && [ "$cuda" = False ]; }; then PY=$candidate; break; fi
+done
+if [ -z "$PY" ]; then echo "error: no python here has a torch that sees a CUDA device"; exit 1; fi
+"$PY" - <<'EOF'
+import importlib.metadata as md, sys, torch
+print(f"using {sys.executable} (Python {sys.version.split()[0]}), torch {torch.__version__}, "
+      f"CUDA {torch.version.cuda}, available {torch.cuda.is_available()}")
+if torch.cuda.is_available():
+    print("GPU", torch.cuda.get_device_name(0))
+for name in ("lightning", "lightning-utilities", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf"):
+    try:
+        print(f"  {name} {md.version(name)}")
+    except md.PackageNotFoundError:
+        print(f"  {name} missing")
+EOF
+if ! "$PY" -c 'import lightning, torchmetrics' 2>/dev/null; then
+  echo "Lightning or torchmetrics missing: trying pip without touching torch (there may be no network)"
+  timeout 90 "$PY" -m pip install -q --no-deps --retries 0 --timeout 10 lightning lightning-utilities torchmetrics \
+    || echo "pip install failed: the Trainer.fit row will be skipped"
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,driver_version --format=csv
+
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True   # the seed loop at batch 32 holds ~58 GB in fp32
+SEED_ARGS=()
+for f in "${SEED_MODEL:-}" ../shared/reference/seed_model.py shared/reference/seed_model.py; do
+  if [ -n "$f" ] && [ -f "$f" ]; then SEED_ARGS=(--seed-model "$f"); echo "seed loop: $f"; break; fi
+done
+[ ${#SEED_ARGS[@]} -gt 0 ] || echo "seed_model.py not found: the seed rows will be skipped"
+
+if [ "${BENCH_TINY:-0}" = 1 ]; then
+  MAIN=(--batches 1 2 --frames 3 --frame-size 8 16 --steps 1 --warmup 1 --chunk-sweep 1
+        --rollout-frames 4 --rollout-batches 1 2 --rollout-reps 1 --epoch-clips 8)
+  FP32=(--batches 2 --frames 3 --frame-size 8 16 --steps 1 --warmup 1 --rollout-frames 4 --rollout-batches 2
+        --rollout-reps 1 --epoch-clips 8)
+else
+  # the lab's sizes: clips of 16 frames at batch 2 (the lab's default) and 32; 1,463 training clips;
+  # 630-frame rollouts of one sequence and of all 5 test sequences
+  MAIN=(--batches 2 32 --frames 16 --steps 5 --warmup 2 --chunk-sweep 1 4 0
+        --rollout-frames 630 --rollout-batches 1 5 --rollout-reps 2 --epoch-clips 1463)
+  FP32=(--batches 32 --frames 16 --steps 5 --warmup 2 --rollout-frames 630 --rollout-batches 1 5
+        --rollout-reps 2 --epoch-clips 1463)
+fi
+
+echo "== bench, bf16-mixed ($((SECONDS - START)) s so far)"
+timeout 200 "$PY" -m cvae_video.bench --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${SEED_ARGS[@]}" \
+  --out "$OUT_DIR"
+status=$?
+echo "== bench, fp32, this project's rows only ($((SECONDS - START)) s so far)"
+timeout 60 "$PY" -m cvae_video.bench --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-seed --no-lightning \
+  --out "$OUT_DIR/fp32"
+echo "== done in $((SECONDS - START)) s; bf16 bench exit status $status (124: cut at its time limit; bench.json keeps the rows done)"
+exit "$status"
+} 2>&1 | tee "$OUT_DIR/gpu_check.log"
+exit "${PIPESTATUS[0]}"

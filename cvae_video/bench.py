@@ -1,0 +1,400 @@
+"""Speed of training steps and rollouts against the lab's seed loop, in one process: `make bench`.
+
+    python -m cvae_video.bench                      # CPU, small sizes (about 2 minutes on 2 cores)
+    python -m cvae_video.bench --device cuda --precision bf16-mixed --batches 2 32 --frames 16 \\
+        --rollout-frames 630 --epoch-clips 1463     # what bench/gpu_check.sh runs
+
+Every row uses the template's widths (F128 L32 N12 D192), random frames and poses in [0, 1] and Adam, and
+times the median of `--steps` steps after `--warmup` (the GPU synchronized around each). Training rows:
+
+    seed TF / seed free   `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
+                          with teacher forcing on (tfr=1) and off (tfr=0); always fp32, cudnn.benchmark off
+    plain TF / plain free `PoseCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop:
+                          the work of `CVAEModule.training_step`
+    lightning free        the same step through `Trainer.fit` with the real `CVAEModule` (no logger,
+                          checkpointing or progress bar), timed batch end to batch end
+
+Rollout rows predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients): the
+seed's modules one frame at a time, `PoseCVAE.unroll` eager, and (CUDA) replaying a CUDA graph per step.
+Writes outputs/bench/bench.json (rewritten after every row, so a run cut short keeps what it measured).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from cvae_video.atomic import atomic_open
+from cvae_video.networks import PoseCVAE, sequence_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_MODEL_PATHS = [ROOT.parent / "shared/reference/seed_model.py", ROOT / "shared/reference/seed_model.py"]
+WIDTHS = dict(frame_dim=128, label_dim=32, noise_dim=12, fusion_dim=192)   # model=seed
+LR, CLIP = 1e-3, 1.0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
+                   help="for this project's rows (the seed loop always runs fp32)")
+    p.add_argument("--batches", type=int, nargs="+", default=[2], help="training batch sizes")
+    p.add_argument("--frames", type=int, default=8, help="frames per training clip (the lab: 16)")
+    p.add_argument("--frame-size", type=int, nargs=2, default=[32, 64], metavar=("H", "W"))
+    p.add_argument("--steps", type=int, default=3, help="timed steps per training row (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps before them (at least 1)")
+    p.add_argument("--time-chunk", type=int, default=None, help="PoseCVAE.time_chunk (default: by device)")
+    p.add_argument("--nchw", action="store_true", help="PoseCVAE(channels_last=False) (default: NHWC)")
+    p.add_argument("--chunk-sweep", type=int, nargs="*", default=[],
+                   help="extra plain TF/free rows for these time_chunk values, NCHW and NHWC")
+    p.add_argument("--rollout-frames", type=int, default=16, help="frames per rollout (the lab: 630)")
+    p.add_argument("--rollout-batches", type=int, nargs="*", default=[1, 5], help="rollout batch sizes")
+    p.add_argument("--rollout-reps", type=int, default=2, help="timed rollouts per row (after one untimed)")
+    p.add_argument("--epoch-clips", type=int, default=0,
+                   help="estimate an epoch of this many clips at the largest batch (the lab: 1463)")
+    p.add_argument("--seed-model", type=Path, default=None, help="seed_model.py (default: shared/reference/)")
+    p.add_argument("--no-seed", action="store_true", help="skip the seed loop's rows")
+    p.add_argument("--no-lightning", action="store_true", help="skip the Trainer.fit row")
+    p.add_argument("--out", type=Path, default=ROOT / "outputs/bench", help="folder for bench.json")
+    args = p.parse_args(argv)
+    args.warmup = max(args.warmup, 1)
+    return args
+
+
+class PeakMemory:
+    """Peak memory while a block runs: CUDA max allocated, or on CPU the process RSS sampled every 10 ms
+    (which includes the interpreter and memory kept from earlier rows)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.mb = device, 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()            # what earlier rows left cached is not this row's
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.running = True
+            self.sampler = threading.Thread(target=self._sample, daemon=True)
+            self.sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        while self.running:
+            with open("/proc/self/statm") as f:
+                self.mb = max(self.mb, int(f.read().split()[1]) * page_mb)
+            time.sleep(0.01)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.mb = torch.cuda.max_memory_allocated() / 2 ** 20
+        else:
+            self.running = False
+            self.sampler.join()
+
+
+def timed(fn, warmup: int, reps: int, device: torch.device) -> dict:
+    """Median seconds of `reps` calls of fn after `warmup` calls, and the peak memory over all of them."""
+    times = []
+    with PeakMemory(device) as peak:
+        for _ in range(warmup + reps):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times[warmup:]), "times": times, "peak_mb": round(peak.mb, 1)}
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
+def load_seed_model(path: Path | None):
+    """The seed_model.py module, loaded by path (it is not part of the package), or None when absent."""
+    for candidate in [path] if path else SEED_MODEL_PATHS:
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location("seed_model", candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    return None
+
+
+def precision_context(args, device: torch.device):
+    """Autocast for this project's rows, as Lightning's `precision` does it."""
+    if args.precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_net(args, device: torch.device, **overrides) -> PoseCVAE:
+    torch.manual_seed(0)
+    settings = dict(time_chunk=args.time_chunk, channels_last=not args.nchw) | overrides
+    return PoseCVAE(**WIDTHS, **settings).to(device)
+
+
+def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random frames and poses in [0, 1], (B, T, 3, H, W) each."""
+    g = torch.Generator().manual_seed(batch * 1000 + frames)
+    shape = (batch, frames, 3, *args.frame_size)
+    return torch.rand(shape, generator=g).to(device), torch.rand(shape, generator=g).to(device)
+
+
+def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, poses: torch.Tensor,
+               teacher_forcing: bool, precision) -> None:
+    """The work of `CVAEModule.training_step` without Lightning: unroll, loss, backward, clip, step."""
+    with precision:
+        preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
+        loss, _, _ = sequence_loss(preds, frames, kls, beta=1.0)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
+    opt.step()
+
+
+def lightning_seconds(net: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, args, device) -> dict:
+    """Free-running steps through `Trainer.fit` and the real CVAEModule; each step timed batch end to batch end,
+    so the loop's own work between steps (fetching the batch, hooks, logging) counts."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from cvae_video.module import CVAEModule
+
+    class BatchEnds(L.Callback):
+        def __init__(self):
+            self.ends = []
+
+        def on_train_batch_end(self, *_):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            self.ends.append(time.perf_counter())
+
+    module = CVAEModule(net, optimizer=partial(torch.optim.Adam, lr=LR),
+                        scheduler=partial(torch.optim.lr_scheduler.ConstantLR, factor=1.0), grad_clip_val=CLIP)
+    module.beta, module.tfr = 1.0, 0.0                 # free-running, as the plain row
+    ends, batches = BatchEnds(), args.warmup + args.steps
+    trainer = L.Trainer(accelerator=device.type, devices=1, precision=args.precision, max_epochs=1,
+                        limit_train_batches=batches, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        benchmark=torch.backends.cudnn.benchmark, callbacks=[ends])
+    with PeakMemory(device) as peak:
+        # batch_size=None: the loader yields the (frames, poses) pair as it is, already on the device
+        trainer.fit(module, train_dataloaders=DataLoader([(frames, poses)] * batches, batch_size=None))
+    intervals = [b - a for a, b in zip(ends.ends, ends.ends[1:])][args.warmup - 1:]
+    return {"seconds": statistics.median(intervals), "times": intervals, "peak_mb": round(peak.mb, 1)}
+
+
+@torch.no_grad()
+def seed_rollout(m, first: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+    """The template's inference loop with the seed's modules: per frame, encode the previous output and the
+    pose, z ~ N(0, I), fuse, generate. first (B, 1, 3, H, W), poses (B, T, 3, H, W) -> (B, T-1, 3, H, W)."""
+    b, steps, _, h, w = poses.shape
+    noise_dim = m.post[-1].out_channels // 2
+    out, preds = first[:, 0], []
+    for t in range(1, steps):
+        z = torch.randn(b, noise_dim, h, w, device=poses.device)
+        out = torch.sigmoid(m.gen(m.fusion(m.frame(out), m.label(poses[:, t]), z)))
+        preds.append(out)
+    return torch.stack(preds, 1)
+
+
+class Bench:
+    """Collects rows, prints them as they come, and rewrites bench.json after each."""
+
+    def __init__(self, args, device: torch.device):
+        self.args, self.device, self.rows, self.skipped = args, device, [], []
+        self.env = {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+            "torch": torch.__version__, "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "precision": args.precision,
+            "time_chunk": args.time_chunk if args.time_chunk is not None else "by device",
+            "layout": "NCHW" if args.nchw else "NHWC", "frame_size": args.frame_size,
+        }
+        print(" | ".join(f"{k} {v}" for k, v in self.env.items()))
+
+    def add(self, kind: str, name: str, batch: int, frames: int, measure) -> dict | None:
+        """Run `measure()` (a `timed` result, maybe with extra keys) into a row; a failure (out of memory, say)
+        is recorded as a skipped row and the bench goes on."""
+        try:
+            result = measure()
+        except Exception as err:  # noqa: BLE001 (any failure of one row must not cost the others)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return self.skip(f"{kind} {name}, batch {batch}", f"failed: {type(err).__name__}: {err}")
+        predicted = batch * (frames - 1)
+        row = {"kind": kind, "name": name, "batch": batch, "frames": frames, **result,
+               "predicted_frames_per_s": predicted / result["seconds"],
+               "times": [round(t, 5) for t in result["times"]]}
+        baseline = self.find("seed" if kind == "rollout" else "seed TF" if "TF" in name else "seed free", kind, batch)
+        row["x_seed"] = row["seconds"] / baseline["seconds"] if baseline else None
+        self.rows.append(row)
+        x_seed = f"{row['x_seed']:.2f}" if row["x_seed"] is not None else "-"
+        print(f"{kind:8s} {name:28s} {batch:5d} {frames:6d} {row['seconds']:10.4f} "
+              f"{row['predicted_frames_per_s']:11.1f} {x_seed:>7s} {row['peak_mb']:9.0f}  {row.get('note', '')}",
+              flush=True)
+        self.write()
+        return row
+
+    def skip(self, what: str, why: str) -> None:
+        self.skipped.append({"row": what, "why": why})
+        print(f"skipped  {what}: {why}", flush=True)
+        self.write()
+        return None
+
+    def find(self, name: str, kind: str, batch: int) -> dict | None:
+        return next((r for r in self.rows if (r["name"], r["kind"], r["batch"]) == (name, kind, batch)), None)
+
+    def ratio(self, a: str, b: str, batch: int, kind: str = "train") -> float | None:
+        ra, rb = self.find(a, kind, batch), self.find(b, kind, batch)
+        return ra["seconds"] / rb["seconds"] if ra and rb else None
+
+    def ratios(self, batch: int) -> dict:
+        return {"lightning_over_plain": self.ratio("lightning free", "plain free", batch),
+                "tf_over_seed": self.ratio("plain TF", "seed TF", batch),
+                "free_over_seed": self.ratio("plain free", "seed free", batch)}
+
+    def summary(self) -> dict:
+        batches = self.args.batches
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
+        out = {"env": self.env, "settings": settings,
+               "ratios": self.ratios(batches[0]), "ratios_by_batch": {str(b): self.ratios(b) for b in batches},
+               "rows": self.rows, "skipped": self.skipped}
+        if self.args.epoch_clips:
+            batch = max(batches)
+            steps = self.args.epoch_clips // batch            # the training loader drops the last partial batch
+            out["epoch_estimate"] = {"clips": self.args.epoch_clips, "batch": batch, "steps": steps, **{
+                f"{name.replace(' ', '_')}_s": row["seconds"] * steps
+                for name in ("seed TF", "seed free", "plain TF", "plain free")
+                if (row := self.find(name, "train", batch))}}
+        return out
+
+    def write(self) -> None:
+        with atomic_open(self.args.out / "bench.json") as f:
+            json.dump(self.summary(), f, indent=1)
+
+
+def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
+    frames, poses = clip(batch, args.frames, args, device)
+    run = partial(timed, warmup=args.warmup, reps=args.steps, device=device)
+
+    def seed_row(tfr: float) -> dict:
+        torch.manual_seed(0)
+        m = seed.SeedVAE().to(device)
+        opt = torch.optim.Adam(m.parameters(), LR)
+        return run(lambda: seed.train_step(m, opt, frames, poses, tfr=tfr))
+
+    def plain_row(teacher_forcing: bool, **overrides) -> dict:
+        net = make_net(args, device, **overrides)
+        opt = torch.optim.Adam(net.parameters(), LR)
+        return run(lambda: plain_step(net, opt, frames, poses, teacher_forcing, precision_context(args, device)))
+
+    if seed is not None:
+        torch.backends.cudnn.benchmark = False                # the seed loop as it is
+        bench.add("train", "seed TF", batch, args.frames, lambda: seed_row(1.0))
+        bench.add("train", "seed free", batch, args.frames, lambda: seed_row(0.0))
+    torch.backends.cudnn.benchmark = device.type == "cuda"    # as trainer=gpu (benchmark: true)
+    variants = [("plain", {})] + [(f"plain chunk={k} {'NHWC' if nhwc else 'NCHW'}",
+                                   dict(time_chunk=k, channels_last=nhwc))
+                                  for k in args.chunk_sweep for nhwc in (False, True)]
+    for label, overrides in variants:
+        bench.add("train", f"{label} TF", batch, args.frames, lambda: plain_row(True, **overrides))
+        bench.add("train", f"{label} free", batch, args.frames, lambda: plain_row(False, **overrides))
+    if args.no_lightning:
+        return bench.skip(f"train lightning free, batch {batch}", "--no-lightning")
+    try:
+        import lightning  # noqa: F401
+    except ImportError as err:
+        return bench.skip(f"train lightning free, batch {batch}", f"Lightning not importable ({err})")
+    row = bench.add("train", "lightning free", batch, args.frames,
+                    lambda: lightning_seconds(make_net(args, device), frames, poses, args, device))
+    if row:
+        row["x_plain"] = bench.ratio("lightning free", "plain free", batch)
+
+
+def rollout_rows(bench: Bench, seed, batch: int, args, device) -> None:
+    frames, poses = clip(batch, args.rollout_frames, args, device)
+    first = frames[:, :1]
+    run = partial(timed, warmup=1, reps=args.rollout_reps, device=device)
+
+    def seed_row() -> dict:
+        torch.manual_seed(0)
+        m = seed.SeedVAE().to(device).eval()
+        return run(lambda: seed_rollout(m, first, poses))
+
+    if seed is not None:
+        torch.backends.cudnn.benchmark = False
+        bench.add("rollout", "seed", batch, args.rollout_frames, seed_row)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    net = make_net(args, device).eval()
+
+    @torch.inference_mode()                                # as Lightning's validation and predict loops
+    def rollout(noise=None) -> torch.Tensor:
+        with precision_context(args, device):
+            return net.unroll(poses, first, use_posterior=False, teacher_forcing=False, noise=noise)[0]
+
+    def graph_row() -> dict:
+        dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32   # as unroll draws it: one graph
+        noise = torch.randn(batch, args.rollout_frames - 1, WIDTHS["noise_dim"], *args.frame_size, device=device,
+                            dtype=dtype)
+        eager = rollout(noise).float()
+        net.cuda_graphs = True
+        result = run(rollout)                              # the untimed first call captures the graph
+        diff = (rollout(noise).float() - eager).abs()      # the same z: only rounding may differ
+        return {**result, "capture_s": round(result["times"][0], 3), "max_abs_diff_vs_eager": float(diff.max()),
+                "max_abs_diff_frame1": float(diff[:, 0].max()),
+                "note": f"|graph - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e})"}
+
+    bench.add("rollout", "project eager", batch, args.rollout_frames, lambda: run(rollout))
+    if device.type != "cuda":
+        return bench.skip(f"rollout project CUDA graph, batch {batch}", "CUDA graphs need a CUDA device")
+    bench.add("rollout", "project CUDA graph", batch, args.rollout_frames, graph_row)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but torch.cuda.is_available() is False")
+    bench = Bench(args, device)
+    seed = None if args.no_seed else load_seed_model(args.seed_model)
+    if args.no_seed:
+        bench.skip("seed rows", "--no-seed")
+    elif seed is None:
+        bench.skip("seed rows", f"seed_model.py not found (looked for {args.seed_model or SEED_MODEL_PATHS})")
+    print(f"{'kind':8s} {'row':28s} {'batch':>5s} {'frames':>6s} {'s/step':>10s} {'pred fr/s':>11s} "
+          f"{'x seed':>7s} {'peak MB':>9s}  ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})")
+    for batch in args.batches:
+        train_rows(bench, seed, batch, args, device)
+    for batch in args.rollout_batches:
+        rollout_rows(bench, seed, batch, args, device)
+    summary = bench.summary()
+    fmt = lambda v: f"{v:.3f}" if v is not None else "n/a"   # noqa: E731
+    print("ratios (batch %d): " % args.batches[0] + ", ".join(f"{k} {fmt(v)}" for k, v in summary["ratios"].items()))
+    if "epoch_estimate" in summary:
+        print("epoch estimate: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in summary["epoch_estimate"].items()))
+    print(f"wrote {args.out / 'bench.json'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

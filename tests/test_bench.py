@@ -1,0 +1,151 @@
+"""The fast paths compute what the per-frame loop computes, and the benchmark runs (no timing asserted)."""
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cvae_video.networks import PoseCVAE, StepwiseBatchNorm2d, kl_to_standard_normal, sequence_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_unroll(net, poses, frames, noise, teacher_forcing):
+    """The lab's time loop, one network call per frame and step (as the template and the seed loop run it)."""
+    prev = net.frame_encoder(frames[:, 0])
+    preds, kls = [], []
+    for t in range(1, poses.shape[1]):
+        pose = net.label_encoder(poses[:, t:t + 1])[:, 0]
+        truth = net.frame_encoder(frames[:, t])
+        mu, logvar = net.posterior(truth, pose)
+        z = mu + noise[:, t - 1] * torch.exp(0.5 * logvar)
+        kls.append(kl_to_standard_normal(mu, logvar))
+        pred = net.decode(prev, pose, z)
+        preds.append(pred)
+        prev = truth if teacher_forcing else net.frame_encoder(pred)
+    return torch.stack(preds, 1), torch.stack(kls)
+
+
+def loss_and_grads(net, unroll, frames):
+    preds, kls = unroll()
+    loss, _, _ = sequence_loss(preds, frames, kls, beta=0.5)
+    net.zero_grad()
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}, preds.detach()
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+@pytest.mark.parametrize("time_chunk", [1, 2, 0])
+def test_chunked_step_gives_the_per_frame_loss_gradients_and_batchnorm_statistics(teacher_forcing, time_chunk):
+    torch.manual_seed(0)
+    base = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).double().train()
+    frames, poses = torch.rand(2, 6, 3, 8, 16).double(), torch.rand(2, 6, 3, 8, 16).double()
+    noise = torch.randn(2, 5, 4, 8, 16).double()
+
+    ref = copy.deepcopy(base)
+    want = loss_and_grads(ref, lambda: reference_unroll(ref, poses, frames, noise, teacher_forcing), frames)
+    net = copy.deepcopy(base)
+    net.time_chunk = time_chunk
+    got = loss_and_grads(net, lambda: net.unroll(poses, frames, True, teacher_forcing, noise=noise), frames)
+
+    torch.testing.assert_close(got[0], want[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got[2], want[2], rtol=1e-10, atol=1e-12)
+    for name in want[1]:
+        torch.testing.assert_close(got[1][name], want[1][name], rtol=1e-8, atol=1e-12, msg=name)
+    for name, buffer in ref.named_buffers():   # BatchNorm running statistics: the same 5 updates, in order
+        torch.testing.assert_close(dict(net.named_buffers())[name], buffer, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_float32_chunked_teacher_forced_step_matches_to_float_tolerance():
+    torch.manual_seed(0)
+    net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=0)
+    frames, poses, noise = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16), torch.randn(2, 4, 4, 8, 16)
+    ref = copy.deepcopy(net)
+    want = loss_and_grads(ref, lambda: reference_unroll(ref, poses, frames, noise, True), frames)
+    got = loss_and_grads(net, lambda: net.unroll(poses, frames, True, True, noise=noise), frames)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    for name in want[1]:
+        torch.testing.assert_close(got[1][name], want[1][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_stepwise_batchnorm_equals_one_plain_call_per_step():
+    torch.manual_seed(0)
+    stepwise, plain = StepwiseBatchNorm2d(3).double(), nn.BatchNorm2d(3).double()
+    with torch.no_grad():
+        stepwise.weight.uniform_(0.5, 2), stepwise.bias.uniform_(-1, 1)
+    plain.load_state_dict(stepwise.state_dict())
+    x = torch.randn(4, 5, 3, 6, 7).double() * 3 + 1                      # (B, S, C, H, W)
+    y = stepwise(x.flatten(0, 1), steps=5).unflatten(0, (4, 5))
+    want = torch.stack([plain(x[:, s]) for s in range(5)], 1)
+    torch.testing.assert_close(y, want)
+    for name, buffer in plain.named_buffers():
+        torch.testing.assert_close(dict(stepwise.named_buffers())[name], buffer, msg=name)
+    stepwise.eval(), plain.eval()
+    torch.testing.assert_close(stepwise(x.flatten(0, 1), steps=5), plain(x.flatten(0, 1)))
+
+
+def test_kl_per_step_of_a_sequence_equals_the_per_frame_formula():
+    mu, logvar = torch.randn(2, 3, 4, 5, 6), torch.randn(2, 3, 4, 5, 6)
+    want = torch.stack([kl_to_standard_normal(mu[:, t], logvar[:, t]) for t in range(3)])
+    torch.testing.assert_close(kl_to_standard_normal(mu, logvar), want)
+
+
+def test_rollout_results_do_not_depend_on_the_chunk_size_or_layout():
+    torch.manual_seed(0)
+    base = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).eval()
+    first, poses, noise = torch.rand(2, 1, 3, 8, 16), torch.rand(2, 7, 3, 8, 16), torch.randn(2, 6, 4, 8, 16)
+    outs = []
+    for time_chunk, channels_last in [(1, False), (0, False), (3, True)]:
+        net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=time_chunk,
+                       channels_last=channels_last).eval()
+        net.load_state_dict(base.state_dict())
+        with torch.no_grad():
+            outs.append(net.unroll(poses, first, use_posterior=False, teacher_forcing=False, noise=noise)[0])
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_check.sh "
+                    "compares the captured and the eager rollout on the GPU and records the difference)")
+def test_captured_rollout_gives_the_eager_frames():
+    torch.manual_seed(0)
+    net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).cuda().eval()
+    first, poses = torch.rand(2, 1, 3, 8, 16).cuda(), torch.rand(2, 9, 3, 8, 16).cuda()
+    noise = torch.randn(2, 8, 4, 8, 16).cuda()
+    with torch.no_grad():
+        eager = net.unroll(poses, first, False, False, noise=noise)[0]
+        net.cuda_graphs = True
+        captured = [net.unroll(poses, first, False, False, noise=noise)[0] for _ in range(2)]  # capture, replay
+    for out in captured:
+        torch.testing.assert_close(out, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_bench_runs_and_writes_the_ratios(tmp_path):
+    tiny = ["--batches", "1", "--frames", "3", "--frame-size", "8", "16", "--steps", "1", "--rollout-frames", "3",
+            "--rollout-batches", "1", "--rollout-reps", "1", "--epoch-clips", "4", "--out", str(tmp_path)]
+    done = subprocess.run([sys.executable, "-m", "cvae_video.bench", *tiny], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert set(result["ratios"]) == {"lightning_over_plain", "tf_over_seed", "free_over_seed"}
+    names = {r["name"] for r in result["rows"]}
+    assert {"plain TF", "plain free", "lightning free", "project eager"} <= names
+    assert result["ratios"]["lightning_over_plain"] > 0
+    assert result["env"]["torch"] == torch.__version__ and result["env"]["threads"] >= 1
+    assert "epoch_estimate" in result and "ratios (batch 1)" in done.stdout
+
+
+def test_gpu_check_script_runs_on_cpu_at_tiny_sizes(tmp_path):
+    env = {**os.environ, "BENCH_DEVICE": "cpu", "BENCH_TINY": "1"}
+    done = subprocess.run(["bash", "bench/gpu_check.sh", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = (tmp_path / "gpu_check.log").read_text()
+    assert "torch.cuda.is_available()" in log and "wrote" in log
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["rows"] and "epoch_estimate" in result
