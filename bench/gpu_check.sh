@@ -10,7 +10,8 @@
 # for the Trainer.fit row, which is skipped (and said so) without it.
 # The seed loop is read from ../shared/reference/seed_model.py or shared/reference/seed_model.py (or
 # $SEED_MODEL); without it the seed rows are skipped.
-# BENCH_DEVICE=cpu BENCH_TINY=1: the same steps at tiny sizes on CPU (tests/test_bench.py runs this).
+# BENCH_DEVICE=cpu BENCH_TINY=1: the same steps at tiny sizes on CPU (tests/test_bench.py runs this);
+# BENCH_LIMIT_S: the time limit of the main bench run (default 200 s; the fp32 run gets 60 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-outputs/bench_gpu}}
@@ -70,11 +71,11 @@ else
 fi
 
 echo "== bench, bf16-mixed ($((SECONDS - START)) s so far)"
-timeout 200 "$PY" -m cvae_video.bench --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${SEED_ARGS[@]}" \
+timeout "${BENCH_LIMIT_S:-200}" "$PY" -m cvae_video.bench --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${SEED_ARGS[@]}" \
   --out "$OUT_DIR"
 status=$?
 echo "== bench, fp32, this project's rows only ($((SECONDS - START)) s so far)"
-timeout 60 "$PY" -m cvae_video.bench --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-seed --no-lightning \
+timeout "$(( ${BENCH_LIMIT_S:-200} * 3 / 10 ))" "$PY" -m cvae_video.bench --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-seed --no-lightning \
   --out "$OUT_DIR/fp32"
 echo "== done in $((SECONDS - START)) s; bf16 bench exit status $status (124: cut at its time limit; bench.json keeps the rows done)"
 exit "$status"

@@ -3,9 +3,9 @@ import torch
 from cvae_video.networks import PoseCVAE, kl_to_standard_normal
 
 
-def small():
+def small(**settings):
     torch.manual_seed(0)
-    return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16)
+    return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **settings)
 
 
 def encoder_inputs(net, **unroll_kwargs):
@@ -26,7 +26,7 @@ def test_shapes_and_output_range():
 
 
 def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions():
-    net = small()
+    net = small(time_chunk=1)   # one encoder call per frame, so the hook sees each frame on its own
     frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
     seen, _, _ = encoder_inputs(net, poses=poses, frames=frames, use_posterior=True, teacher_forcing=True)
     assert len(seen) == 5 and all(torch.equal(s, frames[:, t]) for t, s in enumerate(seen))
