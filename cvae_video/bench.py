@@ -1,22 +1,25 @@
 """Speed of training steps and rollouts against the lab's seed loop, in one process: `make bench`.
 
-    python -m cvae_video.bench                      # CPU, small sizes (about 2 minutes on 2 cores)
-    python -m cvae_video.bench --device cuda --precision bf16-mixed --batches 2 32 --frames 16 \\
-        --rollout-frames 630 --epoch-clips 1463     # what bench/gpu_check.sh runs
+    python -m cvae_video.bench        # CPU, small sizes: batch 2 x 8 frames, rollouts of 16 frames (~2 min)
+    bash bench/gpu_check.sh           # CUDA, the lab's sizes (see there)
 
 Every row uses the template's widths (F128 L32 N12 D192), random frames and poses in [0, 1] and Adam, and
-times the median of `--steps` steps after `--warmup` (the GPU synchronized around each). Training rows:
+times the median of `--steps` steps after `--warmup` (the GPU synchronized around each). Rollout rows
+predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients):
 
-    seed TF / seed free   `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
-                          with teacher forcing on (tfr=1) and off (tfr=0); always fp32, cudnn.benchmark off
-    plain TF / plain free `PoseCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop:
-                          the work of `CVAEModule.training_step`
-    lightning free        the same step through `Trainer.fit` with the real `CVAEModule` (no logger,
-                          checkpointing or progress bar), timed batch end to batch end
+    rollout seed          the template's inference loop with the seed's modules, one frame at a time
+    rollout project ...   `PoseCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step; (--compiled-rollouts)
+                          through `PoseCVAE.compile_step`
+    train seed TF / free  `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
+                          teacher forcing on (tfr=1) and off (tfr=0); always fp32 with cudnn.benchmark off
+    train plain TF / free `PoseCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop: the
+                          work of `CVAEModule.training_step` (`--chunk-sweep`: other time chunks and layouts)
+    train lightning free  the same step through `Trainer.fit` and the real `CVAEModule` (no logger,
+                          checkpointing or progress bar), timed from batch end to batch end
 
-Rollout rows predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients): the
-seed's modules one frame at a time, `PoseCVAE.unroll` eager, and (CUDA) replaying a CUDA graph per step.
-Writes outputs/bench/bench.json (rewritten after every row, so a run cut short keeps what it measured).
+Writes outputs/bench/bench.json (rewritten after every row, so a run cut short keeps what it measured) with
+the rows, the ratios `lightning_over_plain`, `tf_over_seed`, `free_over_seed` (step times at the first
+batch size; `ratios_by_batch` for each) and, with `--epoch-clips`, an epoch's time at the largest batch.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
                    help="for this project's rows (the seed loop always runs fp32)")
-    p.add_argument("--batches", type=int, nargs="+", default=[2], help="training batch sizes")
+    p.add_argument("--batches", type=int, nargs="*", default=[2], help="training batch sizes (none: no training rows)")
     p.add_argument("--frames", type=int, default=8, help="frames per training clip (the lab: 16)")
     p.add_argument("--frame-size", type=int, nargs=2, default=[32, 64], metavar=("H", "W"))
     p.add_argument("--steps", type=int, default=3, help="timed steps per training row (median)")
@@ -56,10 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--time-chunk", type=int, default=None, help="PoseCVAE.time_chunk (default: by device)")
     p.add_argument("--nchw", action="store_true", help="PoseCVAE(channels_last=False) (default: NHWC)")
     p.add_argument("--chunk-sweep", type=int, nargs="*", default=[],
-                   help="extra plain TF/free rows for these time_chunk values, NCHW and NHWC")
+                   help="extra plain TF/free rows at the largest batch for these time_chunk values, NCHW and NHWC")
     p.add_argument("--rollout-frames", type=int, default=16, help="frames per rollout (the lab: 630)")
     p.add_argument("--rollout-batches", type=int, nargs="*", default=[1, 5], help="rollout batch sizes")
     p.add_argument("--rollout-reps", type=int, default=2, help="timed rollouts per row (after one untimed)")
+    p.add_argument("--compiled-rollouts", type=int, nargs="*", default=[], metavar="BATCH",
+                   help="also time rollouts at these batch sizes through PoseCVAE.compile_step (last)")
     p.add_argument("--epoch-clips", type=int, default=0,
                    help="estimate an epoch of this many clips at the largest batch (the lab: 1463)")
     p.add_argument("--seed-model", type=Path, default=None, help="seed_model.py (default: shared/reference/)")
@@ -160,14 +165,22 @@ def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Ten
 
 
 def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, poses: torch.Tensor,
-               teacher_forcing: bool, precision) -> None:
-    """The work of `CVAEModule.training_step` without Lightning: unroll, loss, backward, clip, step."""
+               teacher_forcing: bool, precision, host_reads: bool = False) -> None:
+    """The work of `CVAEModule.training_step` without Lightning: unroll, loss, backward, clip, step.
+
+    host_reads: also read the loss's and the gradient norm's finiteness on the host, as the module's NaN
+    guard does (each read waits for the device to finish everything queued before it).
+    """
     with precision:
         preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
         loss, _, _ = sequence_loss(preds, frames, kls, beta=1.0)
     opt.zero_grad()
+    if host_reads:
+        bool(torch.isfinite(loss))
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
+    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
+    if host_reads:
+        bool(torch.isfinite(norm))
     opt.step()
 
 
@@ -276,9 +289,9 @@ class Bench:
         batches = self.args.batches
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
         out = {"env": self.env, "settings": settings,
-               "ratios": self.ratios(batches[0]), "ratios_by_batch": {str(b): self.ratios(b) for b in batches},
-               "rows": self.rows, "skipped": self.skipped}
-        if self.args.epoch_clips:
+               "ratios": self.ratios(batches[0]) if batches else {},
+               "ratios_by_batch": {str(b): self.ratios(b) for b in batches}, "rows": self.rows, "skipped": self.skipped}
+        if self.args.epoch_clips and batches:
             batch = max(batches)
             steps = self.args.epoch_clips // batch            # the training loader drops the last partial batch
             out["epoch_estimate"] = {"clips": self.args.epoch_clips, "batch": batch, "steps": steps, **{
@@ -302,22 +315,25 @@ def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
         opt = torch.optim.Adam(m.parameters(), LR)
         return run(lambda: seed.train_step(m, opt, frames, poses, tfr=tfr))
 
-    def plain_row(teacher_forcing: bool, **overrides) -> dict:
+    def plain_row(teacher_forcing: bool, host_reads: bool = False, **overrides) -> dict:
         net = make_net(args, device, **overrides)
         opt = torch.optim.Adam(net.parameters(), LR)
-        return run(lambda: plain_step(net, opt, frames, poses, teacher_forcing, precision_context(args, device)))
+        precision = precision_context(args, device)
+        return run(lambda: plain_step(net, opt, frames, poses, teacher_forcing, precision, host_reads))
 
     if seed is not None:
         torch.backends.cudnn.benchmark = False                # the seed loop as it is
         bench.add("train", "seed TF", batch, args.frames, lambda: seed_row(1.0))
         bench.add("train", "seed free", batch, args.frames, lambda: seed_row(0.0))
     torch.backends.cudnn.benchmark = device.type == "cuda"    # as trainer=gpu (benchmark: true)
+    sweep = args.chunk_sweep if batch == max(args.batches) else []
     variants = [("plain", {})] + [(f"plain chunk={k} {'NHWC' if nhwc else 'NCHW'}",
-                                   dict(time_chunk=k, channels_last=nhwc))
-                                  for k in args.chunk_sweep for nhwc in (False, True)]
+                                   dict(time_chunk=k, channels_last=nhwc)) for k in sweep for nhwc in (False, True)]
     for label, overrides in variants:
         bench.add("train", f"{label} TF", batch, args.frames, lambda: plain_row(True, **overrides))
         bench.add("train", f"{label} free", batch, args.frames, lambda: plain_row(False, **overrides))
+    if device.type == "cuda":                              # what the NaN guard's host reads cost where work is queued
+        bench.add("train", "plain free +host reads", batch, args.frames, lambda: plain_row(False, host_reads=True))
     if args.no_lightning:
         return bench.skip(f"train lightning free, batch {batch}", "--no-lightning")
     try:
@@ -330,43 +346,53 @@ def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
         row["x_plain"] = bench.ratio("lightning free", "plain free", batch)
 
 
-def rollout_rows(bench: Bench, seed, batch: int, args, device) -> None:
+def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = False) -> None:
+    """Rollouts at one batch size: the seed's loop, this project's eager and (CUDA) CUDA-graph ones; or, with
+    `compiled`, just the one through torch.compile."""
     frames, poses = clip(batch, args.rollout_frames, args, device)
     first = frames[:, :1]
     run = partial(timed, warmup=1, reps=args.rollout_reps, device=device)
+    torch.backends.cudnn.benchmark = False                 # the seed loop as it is
+    net = make_net(args, device).eval()
 
     def seed_row() -> dict:
         torch.manual_seed(0)
         m = seed.SeedVAE().to(device).eval()
         return run(lambda: seed_rollout(m, first, poses))
 
-    if seed is not None:
-        torch.backends.cudnn.benchmark = False
-        bench.add("rollout", "seed", batch, args.rollout_frames, seed_row)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
-    net = make_net(args, device).eval()
-
     @torch.inference_mode()                                # as Lightning's validation and predict loops
     def rollout(noise=None) -> torch.Tensor:
         with precision_context(args, device):
             return net.unroll(poses, first, use_posterior=False, teacher_forcing=False, noise=noise)[0]
 
-    def graph_row() -> dict:
-        dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32   # as unroll draws it: one graph
+    def accelerated_row(enable) -> dict:
+        """Time the rollout after `enable()` (whose first call captures or compiles: the untimed warm-up) and
+        compare its frames with the eager ones for the same z."""
+        dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32   # as unroll draws z
         noise = torch.randn(batch, args.rollout_frames - 1, WIDTHS["noise_dim"], *args.frame_size, device=device,
                             dtype=dtype)
         eager = rollout(noise).float()
-        net.cuda_graphs = True
-        result = run(rollout)                              # the untimed first call captures the graph
-        diff = (rollout(noise).float() - eager).abs()      # the same z: only rounding may differ
-        return {**result, "capture_s": round(result["times"][0], 3), "max_abs_diff_vs_eager": float(diff.max()),
+        enable()
+        result = run(rollout)
+        diff = (rollout(noise).float() - eager).abs()      # only rounding may differ
+        return {**result, "setup_s": round(result["times"][0], 3), "max_abs_diff_vs_eager": float(diff.max()),
                 "max_abs_diff_frame1": float(diff[:, 0].max()),
-                "note": f"|graph - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e})"}
+                "note": f"|x - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e}); "
+                        f"first call {result['times'][0]:.1f} s"}
 
+    if compiled:
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+        mode = "reduce-overhead" if device.type == "cuda" else "default"
+        return bench.add("rollout", f"project compiled ({mode})", batch, args.rollout_frames,
+                         lambda: accelerated_row(lambda: net.compile_step(mode)))
+    if seed is not None:
+        bench.add("rollout", "seed", batch, args.rollout_frames, seed_row)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     bench.add("rollout", "project eager", batch, args.rollout_frames, lambda: run(rollout))
     if device.type != "cuda":
         return bench.skip(f"rollout project CUDA graph, batch {batch}", "CUDA graphs need a CUDA device")
-    bench.add("rollout", "project CUDA graph", batch, args.rollout_frames, graph_row)
+    bench.add("rollout", "project CUDA graph", batch, args.rollout_frames,
+              lambda: accelerated_row(lambda: setattr(net, "cuda_graphs", True)))
 
 
 def main(argv=None) -> dict:
@@ -382,13 +408,16 @@ def main(argv=None) -> dict:
         bench.skip("seed rows", f"seed_model.py not found (looked for {args.seed_model or SEED_MODEL_PATHS})")
     print(f"{'kind':8s} {'row':28s} {'batch':>5s} {'frames':>6s} {'s/step':>10s} {'pred fr/s':>11s} "
           f"{'x seed':>7s} {'peak MB':>9s}  ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})")
-    for batch in args.batches:
-        train_rows(bench, seed, batch, args, device)
     for batch in args.rollout_batches:
         rollout_rows(bench, seed, batch, args, device)
+    for batch in args.batches:
+        train_rows(bench, seed, batch, args, device)
+    for batch in args.compiled_rollouts:                   # last: compiling can take a minute
+        rollout_rows(bench, seed, batch, args, device, compiled=True)
     summary = bench.summary()
-    fmt = lambda v: f"{v:.3f}" if v is not None else "n/a"   # noqa: E731
-    print("ratios (batch %d): " % args.batches[0] + ", ".join(f"{k} {fmt(v)}" for k, v in summary["ratios"].items()))
+    if args.batches:
+        print(f"ratios (batch {args.batches[0]}): " + ", ".join(
+            f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in summary["ratios"].items()))
     if "epoch_estimate" in summary:
         print("epoch estimate: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in summary["epoch_estimate"].items()))

@@ -191,15 +191,16 @@ def per_frame(net, *seqs: torch.Tensor):
 
 
 class CapturedStep:
-    """A function of fixed-shape CUDA tensors recorded once as a CUDA graph and replayed.
+    """The free-running `step` for fixed-shape CUDA inputs, recorded once as a CUDA graph and replayed.
 
-    A rollout step is ~100 small kernels: at these sizes their launches, not the arithmetic, set the time,
-    and one graph replay launches them all at once. Inputs are copied into the graph's own buffers; the
-    outputs are the graph's buffers too, overwritten by the next replay. Autocast, if on, is recorded
-    with its cast cache off (a cached cast would be freed under the graph when autocast exits).
+    A step is ~80 convolutions of a few thousand pixels: their launches, not the arithmetic, set the time,
+    and one replay launches them all at once. Inputs are copied into the graph's own buffers. Returns the
+    prediction as a new tensor and its features as the graph's buffer, valid until the next replay (the
+    loop only feeds them back in). Autocast, if on, is recorded with its cast cache off (a cached cast
+    would be freed under the graph when autocast exits).
     """
 
-    def __init__(self, fn, *example: torch.Tensor):
+    def __init__(self, step, *example: torch.Tensor):
         autocast = partial(torch.autocast, "cuda", dtype=torch.get_autocast_dtype("cuda"),
                            enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False)
         self.inputs = [x.clone() for x in example]
@@ -207,17 +208,31 @@ class CapturedStep:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), autocast():
             for _ in range(2):   # warm-up: lazy initialisation and cuDNN autotuning stay out of the graph
-                fn(*self.inputs)
+                step(*self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), autocast():
-            self.outputs = fn(*self.inputs)
+            self.outputs = step(*self.inputs)
 
-    def __call__(self, *inputs: torch.Tensor):
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for buffer, x in zip(self.inputs, inputs):
             buffer.copy_(x)
         self.graph.replay()
-        return self.outputs
+        pred, feat = self.outputs
+        return pred.clone(), feat
+
+
+class CompiledStep:
+    """The free-running `step` through `torch.compile` (fused kernels; `mode="reduce-overhead"` also replays
+    CUDA graphs, whose outputs the next replay overwrites: each call starts a new graph step and copies them)."""
+
+    def __init__(self, step, mode: str):
+        self.step = torch.compile(step, mode=mode, fullgraph=True, dynamic=False)
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.compiler.cudagraph_mark_step_begin()
+        pred, feat = self.step(*inputs)
+        return pred.clone(), feat.clone()
 
 
 class PoseCVAE(nn.Module):
@@ -230,7 +245,8 @@ class PoseCVAE(nn.Module):
         encoder's BatchNorm keeps per-step statistics).
     channels_last: keep the convolution weights in channels-last layout (the convolutions then run NHWC;
         faster on CPU by a few percent, measured as above).
-    cuda_graphs: free-running steps under no_grad on CUDA (rollouts) replay a CUDA graph per input shape.
+    cuda_graphs: free-running steps without gradients on CUDA (rollouts) replay a CUDA graph per input shape.
+    `compile_step(mode)` (opt-in, measured by the benchmark) runs those steps through torch.compile instead.
     """
 
     def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
@@ -243,6 +259,7 @@ class PoseCVAE(nn.Module):
         self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
         self.generator = Generator(fusion_dim)
         self._graphs: dict[tuple, CapturedStep] = {}
+        self._compiled: CompiledStep | None = None
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -273,9 +290,18 @@ class PoseCVAE(nn.Module):
             return tuple(torch.cat(p, 1) for p in zip(*parts))
         return torch.cat(parts, 1)
 
+    def compile_step(self, mode: str = "reduce-overhead") -> None:
+        """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
+        self._compiled = CompiledStep(self.step, mode)
+
     def _free_running_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor):
-        """`step`, or (cuda_graphs, CUDA, no gradients) its CUDA graph for these shapes, captured on first use."""
-        if not (self.cuda_graphs and prev_feat.is_cuda) or torch.is_grad_enabled():
+        """Without gradients: the compiled step (`compile_step`), or with `cuda_graphs` on CUDA the step's CUDA
+        graph for these shapes, captured on first use. Otherwise (training) `step` itself."""
+        if torch.is_grad_enabled():
+            return self.step
+        if self._compiled is not None:
+            return self._compiled
+        if not (self.cuda_graphs and prev_feat.is_cuda):
             return self.step
         key = (tuple(prev_feat.shape), prev_feat.dtype, pose_feat.dtype, z.dtype, prev_feat.device,
                torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"), torch.is_inference_mode_enabled())
@@ -318,6 +344,6 @@ class PoseCVAE(nn.Module):
         step = self._free_running_step(prev_feat, pose_feat[:, 0], z[:, 0])
         for t in range(steps - 2):
             pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t])
-            preds.append(pred.clone() if isinstance(step, CapturedStep) else pred)  # a replay overwrites its outputs
+            preds.append(pred)
         preds.append(self.decode(prev_feat, pose_feat[:, -1], z[:, -1]))    # the last prediction is not re-encoded
         return torch.stack(preds, 1), kls
