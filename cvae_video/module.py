@@ -15,6 +15,7 @@ from torch import nn
 
 from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, psnr_per_frame
+from cvae_video.networks import sequence_loss
 
 
 class NonFiniteLossError(UserError):
@@ -73,9 +74,7 @@ class CVAEModule(L.LightningModule):
         else:
             teacher_forcing = bool(torch.rand(()) < self.tfr)
         preds, kls = self.net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
-        mse = (preds - frames[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()  # sum over frames of per-frame MSE
-        kl = kls.sum()
-        loss = mse + self.beta * kl
+        loss, mse, kl = sequence_loss(preds, frames, kls, self.beta)
 
         optimizer = self.optimizers()
         optimizer.zero_grad()
