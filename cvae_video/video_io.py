@@ -49,19 +49,22 @@ def write_gif(path: Path, panels: dict[str, torch.Tensor], fps: float, scale: in
     ink, paper = nearest_colour(palette, (0, 0, 0)), nearest_colour(palette, (255, 255, 255))
     size = (scale * width, scale * height + CAPTION_HEIGHT)
     panel_width = scale * (next(iter(panels.values())).shape[-1] + GAP)
+    template = Image.new("P", size, paper)                                  # the panel names, drawn once
+    template.putpalette(palette.getpalette())
+    for p, name in enumerate(panels):
+        ImageDraw.Draw(template).text((p * panel_width + 2, 0), name, fill=ink)
     frames = []
     for k in range(steps):
         small = Image.fromarray(row[k]).quantize(palette=palette, dither=Image.Dither.NONE)
-        frame = Image.new("P", size, paper)
-        frame.putpalette(palette.getpalette())
+        frame = template.copy()
         frame.paste(small.resize((size[0], size[1] - CAPTION_HEIGHT), Image.NEAREST), (0, CAPTION_HEIGHT))
         draw = ImageDraw.Draw(frame)
-        for p, name in enumerate(panels):
-            draw.text((p * panel_width + 2, 0), f"{name}  {k}" if p == 0 else name, fill=ink)
+        counter = f"frame {k}"                                              # right-aligned in the first panel
+        draw.text((panel_width - scale * GAP - draw.textlength(counter) - 2, 0), counter, fill=ink)
         frames.append(frame)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:   # optimize=False: the palette is shared, there is nothing to prune
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=round(1000 / fps), loop=0)
+                       duration=round(1000 / fps), loop=0, optimize=False)
 
 
 def shared_palette(frames: np.ndarray, sample: int = 64) -> Image.Image:
