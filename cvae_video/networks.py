@@ -235,8 +235,12 @@ class CompiledStep:
         return pred.clone(), feat.clone()
 
 
-class PoseCVAE(nn.Module):
-    """The lab's conditional VAE with widths F (frame), L (label), N (noise) and D (fusion).
+class SequenceCVAE(nn.Module):
+    """The time loop shared by every design: `unroll` (training and inference), time chunking, CUDA graphs.
+
+    A design (a subclass) builds `frame_encoder` (N, 3, H, W) -> (N, F, H, W), `label_encoder`
+    (B, S, 3, H, W) -> (B, S, L, H, W), `posterior` (frame features, pose features) -> mu, logvar
+    (N, noise_dim, H / latent_scale, W / latent_scale), and `decode`.
 
     time_chunk: time steps per network call wherever steps are independent (encoding ground-truth frames
         and poses, the posterior, and every step under teacher forcing): 1 = one call per step, 0 = all
@@ -249,31 +253,33 @@ class PoseCVAE(nn.Module):
     `compile_step(mode)` (opt-in, measured by the benchmark) runs those steps through torch.compile instead.
     """
 
-    def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
-                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
+    latent_scale = 1   # the latent's downsampling factor against the frame
+
+    def __init__(self, noise_dim: int, time_chunk: int | None, cuda_graphs: bool):
         super().__init__()
         self.noise_dim, self.time_chunk, self.cuda_graphs = noise_dim, time_chunk, cuda_graphs
-        self.frame_encoder = FrameEncoder(frame_dim)
-        self.label_encoder = LabelEncoder(label_dim)
-        self.posterior = Posterior(frame_dim + label_dim, noise_dim)
-        self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
-        self.generator = Generator(fusion_dim)
         self._graphs: dict[tuple, CapturedStep] = {}
         self._compiled: CompiledStep | None = None
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
 
     def _apply(self, fn, *args, **kwargs):
         self._graphs.clear()   # .to(), .cuda(), .half() ... move the weights a captured graph reads
         return super()._apply(fn, *args, **kwargs)
 
-    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """(B, F, H, W), (B, L, H, W), (B, N, H, W) -> the predicted frame (B, 3, H, W)."""
-        return self.generator(self.fusion(torch.cat([prev_feat, pose_feat, z], 1)))
+    def first_frame_context(self, first_feat: torch.Tensor, first_pose: torch.Tensor) -> torch.Tensor:
+        """What every step of a sequence may read of its first (ground-truth) frame: from the frame's features
+        (B, F, H, W) and its pose image (B, 3, H, W), a tensor (B, C, H, W). Here nothing (C = 0): the template
+        sees frame 0 only as the first step's previous frame."""
+        return first_feat[:, :0]
 
-    def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor):
+    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
+               context: torch.Tensor) -> torch.Tensor:
+        """Features of the previous frame, pose features of this one, z and the `first_frame_context` of the
+        sequence -> the predicted frame (B, 3, H, W)."""
+        raise NotImplementedError
+
+    def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor):
         """One free-running step: the predicted frame (B, 3, H, W) and its features (B, F, H, W) for the next."""
-        pred = self.decode(prev_feat, pose_feat, z)
+        pred = self.decode(prev_feat, pose_feat, z, context)
         return pred, self.frame_encoder(pred)
 
     def _over_time(self, net, *seqs: torch.Tensor):
@@ -294,7 +300,8 @@ class PoseCVAE(nn.Module):
         """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
         self._compiled = CompiledStep(self.step, mode)
 
-    def _free_running_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor):
+    def _free_running_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
+                           context: torch.Tensor):
         """Without gradients: the compiled step (`compile_step`), or with `cuda_graphs` on CUDA the step's CUDA
         graph for these shapes, captured on first use. Otherwise (training) `step` itself."""
         if torch.is_grad_enabled():
@@ -306,7 +313,7 @@ class PoseCVAE(nn.Module):
         key = (tuple(prev_feat.shape), prev_feat.dtype, pose_feat.dtype, z.dtype, prev_feat.device,
                torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"), torch.is_inference_mode_enabled())
         if key not in self._graphs:
-            self._graphs[key] = CapturedStep(self.step, prev_feat, pose_feat, z)
+            self._graphs[key] = CapturedStep(self.step, prev_feat, pose_feat, z, context)
         return self._graphs[key]
 
     def unroll(self, poses: torch.Tensor, frames: torch.Tensor, use_posterior: bool, teacher_forcing: bool,
@@ -318,9 +325,10 @@ class PoseCVAE(nn.Module):
                 the posterior nor teacher forcing needs the later ones.
         use_posterior: z ~ q(z | x_t, pose_t) (training) instead of z ~ N(0, I) (inference).
         teacher_forcing: the previous frame is the ground truth x_{t-1}, else the model's own output.
-        noise: (B, T-1, N, H, W) standard-normal draws behind z (the reparameterization's epsilon, or z
+        noise: (B, T-1, N, H / s, W / s) (s = latent_scale) standard-normal draws behind z (the reparameterization's epsilon, or z
                itself under the prior); None draws them.
         Returns predictions (B, T-1, 3, H, W) and the KL of each step (T-1,) (zeros under the prior).
+        Every step also sees the `first_frame_context` of frame 0, the one ground-truth frame inference has.
         """
         b, steps, _, h, w = poses.shape
         if (use_posterior or teacher_forcing) and frames.shape[1] < steps:
@@ -330,20 +338,45 @@ class PoseCVAE(nn.Module):
         truth_feat = self._over_time(partial(per_frame, self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
         pose_feat = self._over_time(self.label_encoder, poses[:, 1:])                             # (B, T-1, L, H, W)
         if noise is None:
-            noise = torch.randn(b, steps - 1, self.noise_dim, h, w, device=poses.device, dtype=pose_feat.dtype)
+            s = self.latent_scale
+            noise = torch.randn(b, steps - 1, self.noise_dim, h // s, w // s, device=poses.device,
+                                dtype=pose_feat.dtype)
         if use_posterior:
             mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
-            z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, H, W)
+            z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, h, w)
             kls = kl_to_standard_normal(mu, logvar)               # (T-1,)
         else:
             z, kls = noise, pose_feat.new_zeros(steps - 1)
+        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])     # (B, C, H, W)
         if teacher_forcing:
-            preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, :steps - 1], pose_feat, z)
+            contexts = context.unsqueeze(1).expand(-1, steps - 1, *context.shape[1:])
+            preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, :steps - 1], pose_feat, z, contexts)
             return preds, kls                                     # (B, T-1, 3, H, W), (T-1,)
         prev_feat, preds = truth_feat[:, 0], []                                # (B, F, H, W)
-        step = self._free_running_step(prev_feat, pose_feat[:, 0], z[:, 0])
+        step = self._free_running_step(prev_feat, pose_feat[:, 0], z[:, 0], context)
         for t in range(steps - 2):
-            pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t])
+            pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t], context)
             preds.append(pred)
-        preds.append(self.decode(prev_feat, pose_feat[:, -1], z[:, -1]))    # the last prediction is not re-encoded
+        preds.append(self.decode(prev_feat, pose_feat[:, -1], z[:, -1], context))  # the last one is not re-encoded
         return torch.stack(preds, 1), kls
+
+
+class PoseCVAE(SequenceCVAE):
+    """The lab template's design with widths F (frame), L (label), N (noise) and D (fusion): every network
+    keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
+
+    def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
+                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
+        super().__init__(noise_dim, time_chunk, cuda_graphs)
+        self.frame_encoder = FrameEncoder(frame_dim)
+        self.label_encoder = LabelEncoder(label_dim)
+        self.posterior = Posterior(frame_dim + label_dim, noise_dim)
+        self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
+        self.generator = Generator(fusion_dim)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
+               context: torch.Tensor) -> torch.Tensor:
+        """(B, F, H, W), (B, L, H, W), (B, N, H, W) -> the predicted frame (B, 3, H, W)."""
+        return self.generator(self.fusion(torch.cat([prev_feat, pose_feat, z], 1)))

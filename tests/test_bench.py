@@ -10,14 +10,23 @@ import pytest
 import torch
 from torch import nn
 
+from cvae_video.compositing import CompositingCVAE
 from cvae_video.networks import PoseCVAE, StepwiseBatchNorm2d, kl_to_standard_normal, sequence_loss
 
 ROOT = Path(__file__).resolve().parents[1]
+# Both designs at test sizes; the noise of a (B, T, 3, 8, 16) clip has shape (B, T - 1, *NOISE[design]).
+DESIGNS = {
+    "template": lambda **kw: PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **kw),
+    "compositing": lambda **kw: CompositingCVAE(frame_dim=8, label_dim=8, noise_dim=4, widths=(8, 16, 16), blocks=1,
+                                                **kw),
+}
+NOISE = {"template": (4, 8, 16), "compositing": (4, 2, 4)}
 
 
 def reference_unroll(net, poses, frames, noise, teacher_forcing):
     """The lab's time loop, one network call per frame and step (as the template and the seed loop run it)."""
     prev = net.frame_encoder(frames[:, 0])
+    context = net.first_frame_context(prev, poses[:, 0])
     preds, kls = [], []
     for t in range(1, poses.shape[1]):
         pose = net.label_encoder(poses[:, t:t + 1])[:, 0]
@@ -25,7 +34,7 @@ def reference_unroll(net, poses, frames, noise, teacher_forcing):
         mu, logvar = net.posterior(truth, pose)
         z = mu + noise[:, t - 1] * torch.exp(0.5 * logvar)
         kls.append(kl_to_standard_normal(mu, logvar))
-        pred = net.decode(prev, pose, z)
+        pred = net.decode(prev, pose, z, context)
         preds.append(pred)
         prev = truth if teacher_forcing else net.frame_encoder(pred)
     return torch.stack(preds, 1), torch.stack(kls)
@@ -39,13 +48,14 @@ def loss_and_grads(net, unroll, frames):
     return loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}, preds.detach()
 
 
+@pytest.mark.parametrize("design", DESIGNS)
 @pytest.mark.parametrize("teacher_forcing", [True, False])
 @pytest.mark.parametrize("time_chunk", [1, 2, 0])
-def test_chunked_step_gives_the_per_frame_loss_gradients_and_batchnorm_statistics(teacher_forcing, time_chunk):
+def test_chunked_step_gives_the_per_frame_loss_gradients_and_batchnorm_statistics(design, teacher_forcing, time_chunk):
     torch.manual_seed(0)
-    base = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).double().train()
+    base = DESIGNS[design]().double().train()
     frames, poses = torch.rand(2, 6, 3, 8, 16).double(), torch.rand(2, 6, 3, 8, 16).double()
-    noise = torch.randn(2, 5, 4, 8, 16).double()
+    noise = torch.randn(2, 5, *NOISE[design]).double()
 
     ref = copy.deepcopy(base)
     want = loss_and_grads(ref, lambda: reference_unroll(ref, poses, frames, noise, teacher_forcing), frames)
@@ -95,14 +105,14 @@ def test_kl_per_step_of_a_sequence_equals_the_per_frame_formula():
     torch.testing.assert_close(kl_to_standard_normal(mu, logvar), want)
 
 
-def test_rollout_results_do_not_depend_on_the_chunk_size_or_layout():
+@pytest.mark.parametrize("design", DESIGNS)
+def test_rollout_results_do_not_depend_on_the_chunk_size_or_layout(design):
     torch.manual_seed(0)
-    base = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).eval()
-    first, poses, noise = torch.rand(2, 1, 3, 8, 16), torch.rand(2, 7, 3, 8, 16), torch.randn(2, 6, 4, 8, 16)
+    base = DESIGNS[design]().eval()
+    first, poses, noise = torch.rand(2, 1, 3, 8, 16), torch.rand(2, 7, 3, 8, 16), torch.randn(2, 6, *NOISE[design])
     outs = []
     for time_chunk, channels_last in [(1, False), (0, False), (3, True)]:
-        net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=time_chunk,
-                       channels_last=channels_last).eval()
+        net = DESIGNS[design](time_chunk=time_chunk, channels_last=channels_last).eval()
         net.load_state_dict(base.state_dict())
         with torch.no_grad():
             outs.append(net.unroll(poses, first, use_posterior=False, teacher_forcing=False, noise=noise)[0])
@@ -112,11 +122,12 @@ def test_rollout_results_do_not_depend_on_the_chunk_size_or_layout():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_check.sh "
                     "compares the captured and the eager rollout on the GPU and records the difference)")
-def test_captured_rollout_gives_the_eager_frames():
+@pytest.mark.parametrize("design", DESIGNS)
+def test_captured_rollout_gives_the_eager_frames(design):
     torch.manual_seed(0)
-    net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).cuda().eval()
+    net = DESIGNS[design]().cuda().eval()
     first, poses = torch.rand(2, 1, 3, 8, 16).cuda(), torch.rand(2, 9, 3, 8, 16).cuda()
-    noise = torch.randn(2, 8, 4, 8, 16).cuda()
+    noise = torch.randn(2, 8, *NOISE[design]).cuda()
     with torch.no_grad():
         eager = net.unroll(poses, first, False, False, noise=noise)[0]
         net.cuda_graphs = True

@@ -1,11 +1,18 @@
+import pytest
 import torch
 
+from cvae_video.compositing import CompositingCVAE
 from cvae_video.networks import PoseCVAE, kl_to_standard_normal
 
 
 def small(**settings):
     torch.manual_seed(0)
     return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **settings)
+
+
+def compositing(**settings):
+    torch.manual_seed(0)
+    return CompositingCVAE(frame_dim=8, label_dim=8, noise_dim=4, widths=(8, 16, 16), blocks=1, **settings)
 
 
 def encoder_inputs(net, **unroll_kwargs):
@@ -17,12 +24,34 @@ def encoder_inputs(net, **unroll_kwargs):
     return seen, preds, kls
 
 
-def test_shapes_and_output_range():
-    net = small()
+@pytest.mark.parametrize("design", [small, compositing])
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_shapes_and_output_range(design, teacher_forcing):
+    net = design()
     frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
-    preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=False)
+    preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
     assert preds.shape == (2, 4, 3, 8, 16) and kls.shape == (4,)
     assert preds.min() >= 0 and preds.max() <= 1
+
+
+def test_compositing_latent_is_at_quarter_resolution():
+    net = compositing()
+    mu, logvar = net.posterior(torch.rand(2, 8, 8, 16), torch.rand(2, 8, 8, 16))
+    assert mu.shape == logvar.shape == (2, 4, 2, 4)
+
+
+@pytest.mark.parametrize("source", [0, 1])
+def test_compositing_copies_the_first_or_previous_frame_where_its_weight_wins(source):
+    """Source logits that pick frame 0 (or the previous frame) everywhere give that frame, exactly to float."""
+    net = compositing().eval()
+    with torch.no_grad():
+        net.generator.head.weight.zero_()
+        net.generator.head.bias.copy_(torch.tensor([0.0] * 3 + [100.0 if s == source else 0.0 for s in range(4)] + [0.0] * 2))
+    frames, poses = torch.rand(1, 4, 3, 8, 16), torch.rand(1, 4, 3, 8, 16)
+    with torch.no_grad():
+        preds, _ = net.unroll(poses, frames, use_posterior=False, teacher_forcing=True)
+    expected = frames[:, :1].expand(-1, 3, -1, -1, -1) if source == 0 else frames[:, :3]
+    torch.testing.assert_close(preds, expected)
 
 
 def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions():
@@ -37,8 +66,9 @@ def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions()
     assert all(torch.equal(p, preds[:, t]) for t, p in enumerate(previous_inputs))
 
 
-def test_inference_needs_only_the_first_frame_and_samples_the_prior():
-    net = small().eval()
+@pytest.mark.parametrize("design", [small, compositing])
+def test_inference_needs_only_the_first_frame_and_samples_the_prior(design):
+    net = design().eval()
     poses = torch.rand(1, 6, 3, 8, 16)
     first = torch.rand(1, 1, 3, 8, 16)
     with torch.no_grad():
