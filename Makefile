@@ -1,12 +1,13 @@
 # make demo: install, make the synthetic data, train the small model on CPU, validate
 # make test: install, run the test suite
 # make bench: install, time training steps and rollouts against the lab's seed loop (outputs/bench/bench.json)
+# make quality: install, train experiment=quality (~45 min on 2 CPU cores), evaluate and plot into outputs/quality/
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo quality test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,15 @@ demo: install
 	@echo "GIFs:       outputs/demo/eval/val_rollout.gif  outputs/demo/predict/pred_seq*.gif"
 	@echo "submission: outputs/demo/predict/submission.csv  (test scores: outputs/demo/predict/test_scores.json)"
 
+quality: install
+	rm -rf outputs/quality
+	$(PY) -m cvae_video.train experiment=quality hydra.run.dir=outputs/quality/train
+	$(PY) -m cvae_video.plots outputs/quality/train --out outputs/quality/plots
+	@echo
+	$(PY) -m cvae_video.evaluate ckpt_path=outputs/quality/train/checkpoints/last.ckpt hydra.run.dir=outputs/quality
+	@echo
+	@echo "figures: outputs/quality/psnr_per_frame.png  outputs/quality/plots/{val_psnr,val_psnr_vs_minutes,loss}.png"
+
 test: install
 	$(PY) -m pytest
 
@@ -36,4 +46,4 @@ bench: install
 	$(PY) -m cvae_video.bench
 
 clean:
-	rm -rf outputs/demo outputs/train outputs/multiruns
+	rm -rf outputs/demo outputs/quality outputs/train outputs/multiruns

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Callable
 
 import lightning as L
@@ -39,3 +40,39 @@ class RNGState(L.Callback):
         random.setstate(state["python"])
         np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
         torch.set_rng_state(state["torch"])
+
+
+class TrainingMinutes(L.Callback):
+    """Logs `time/train_minutes`, the wall-clock minutes spent in training epochs so far (validation not
+    counted), at the end of each validation: the x axis of the learning curve against time.
+
+    The count is kept in checkpoints, so a resumed run goes on from where it stopped.
+    """
+
+    def __init__(self):
+        self.minutes, self._epoch_start = 0.0, None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._add_epoch_time()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._add_epoch_time()   # validation runs inside the training epoch, before its end hook
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            pl_module.log("time/train_minutes", self.minutes)
+        self._epoch_start = time.perf_counter()   # training goes on (to the epoch's end, or mid-epoch)
+
+    def _add_epoch_time(self) -> None:
+        if self._epoch_start is not None:
+            self.minutes += (time.perf_counter() - self._epoch_start) / 60
+            self._epoch_start = None
+
+    def state_dict(self) -> dict:
+        return {"minutes": self.minutes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.minutes = state["minutes"]

@@ -170,7 +170,7 @@ class CompositingCVAE(SequenceCVAE):
         self.posterior = Posterior(frame_dim + label_dim, widths[2], noise_dim)
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
-        self.fusion = Fusion(2 * frame_dim + label_dim + 3 + code_dim, noise_dim, widths, blocks)
+        self.fusion = Fusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
         self.generator = Generator(widths)
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -183,7 +183,7 @@ class CompositingCVAE(SequenceCVAE):
                context: torch.Tensor) -> torch.Tensor:
         first_feat, first_pose_feat = context[:, :self.frame_dim], context[:, self.frame_dim:]
         part_colour, part_code = self.appearance(pose_feat, first_feat, first_pose_feat)
-        x = torch.cat([prev_feat, pose_feat, first_feat, part_colour, part_code], 1)
+        x = torch.cat([prev_feat, pose_feat, first_feat, first_pose_feat, part_colour, part_code], 1)
         out = self.generator(self.fusion(x, z))                                                 # (N, 9, H, W)
         weights = torch.softmax(out[:, 3:3 + len(self.sources)], 1)                             # (N, sources, H, W)
         make = {"first": lambda: first_feat[:, :3], "paint": lambda: torch.sigmoid(out[:, :3]),

@@ -5,8 +5,8 @@
 A run dir holds `csv/**/metrics.csv` (Lightning's CSVLogger) and `val_psnr_per_frame.jsonl` (one line
 per validation epoch). A sweep dir holds runs in subfolders `0/`, `1/`, ..., each with
 `.hydra/overrides.yaml`; each run is labelled by the overrides that tell it apart (e.g. `kl=cyclical`).
-Writes `loss.png`, `schedules.png`, `val_psnr.png` and `val_psnr_per_frame.png` to `--out` (default
-`<dir>/plots`). With `logger=wandb` training sends the same curves to W&B itself (scalars per epoch
+Writes `loss.png`, `schedules.png`, `val_psnr.png`, `val_psnr_vs_minutes.png` and
+`val_psnr_per_frame.png` to `--out` (default `<dir>/plots`). With `logger=wandb` training sends the same curves to W&B itself (scalars per epoch
 and the per-frame PSNR as a table); `logger=[csv,wandb]` keeps the CSV files these figures need.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from cvae_video.errors import UserError, user_errors  # noqa: E402
 LOSS_KEYS = {"train/loss_epoch": "loss = MSE + beta * KL", "train/mse_epoch": "MSE (sum over frames)",
              "train/kl_epoch": "KL"}
 SCHEDULE_KEYS = {"beta": "beta (KL weight)", "tfr": "teacher-forcing ratio", "lr": "learning rate"}
+MINUTES_KEY = "time/train_minutes"   # logged by callbacks.TrainingMinutes
 EPOCHS_SHOWN = 4   # per-frame curves drawn when --epochs is not given: evenly spaced, first and last included
 
 Lines = dict[str, tuple[list, list]]   # label -> (x values, y values)
@@ -129,6 +130,16 @@ def per_epoch_lines(metrics: dict[str, dict[str, dict[int, float]]], key: str) -
     return {label: (sorted(m[key]), [m[key][e] for e in sorted(m[key])]) for label, m in metrics.items() if key in m}
 
 
+def per_minute_lines(metrics: dict[str, dict[str, dict[int, float]]], key: str) -> Lines:
+    """One line per run of `key` against `time/train_minutes` (epochs that logged both)."""
+    lines = {}
+    for label, m in metrics.items():
+        epochs = sorted(set(m.get(key, {})) & set(m.get(MINUTES_KEY, {})))
+        if epochs:
+            lines[label] = ([m[MINUTES_KEY][e] for e in epochs], [m[key][e] for e in epochs])
+    return lines
+
+
 def plot_runs(runs: dict[str, Path], out: Path, epochs: list[int] | None = None) -> list[Path]:
     """All figures for `runs` ({label: run dir}) into `out`; returns the paths written.
 
@@ -145,6 +156,10 @@ def plot_runs(runs: dict[str, Path], out: Path, epochs: list[int] | None = None)
             save_figure(out / "val_psnr.png", [Panel("validation PSNR (mean over frames)",
                                                      per_epoch_lines(metrics, "val/psnr"), "dB")], "epoch"),
         ]
+        against_time = per_minute_lines(metrics, "val/psnr")
+        if against_time:
+            written.append(save_figure(out / "val_psnr_vs_minutes.png", [Panel(
+                "validation PSNR (mean over frames)", against_time, "dB")], "minutes of training"))
     panels = []
     for label, run in runs.items():
         curves = psnr_curves(run)

@@ -114,7 +114,7 @@ def test_evaluate_writes_metrics_figure_and_gif(tiny_root, tiny_run, tmp_path):
     assert saved["psnr_mean"] == pytest.approx(sum(saved["samples"]["psnr_mean_per_sample"]) / 4)
     for name in ("copy_first", "copy_prev_gt", "one_step"):
         assert math.isfinite(saved["baselines"][name]["psnr_mean"]) and len(saved["baselines"][name]["psnr_per_frame"]) == 5
-    assert saved["train_config"]["model"]["frame_dim"] == 32 and saved["eval_config"]["eval"]["num_samples"] == 4
+    assert saved["train_config"]["model"]["frame_dim"] == 16 and saved["eval_config"]["eval"]["num_samples"] == 4
     assert saved["checkpoint"].endswith("last.ckpt") and saved["epoch"] == 1
     with Image.open(tmp_path / "psnr_per_frame.png") as img:
         assert img.format == "PNG"

@@ -8,7 +8,7 @@ from cvae_video.errors import UserError
 from cvae_video.plots import epoch_metrics, find_runs, main, pick_epochs, psnr_curves
 from tests.test_evaluate import tiny_run  # noqa: F401  (a fixture)
 
-FIGURES = ["loss.png", "schedules.png", "val_psnr.png", "val_psnr_per_frame.png"]
+FIGURES = ["loss.png", "schedules.png", "val_psnr.png", "val_psnr_vs_minutes.png", "val_psnr_per_frame.png"]
 # What Lightning's CSVLogger writes: one row per log call, blanks for keys not logged, the LR monitor's
 # rows without an epoch (it logs at the start of the epoch, by step).
 CSV = """beta,epoch,lr,step,tfr,train/loss_epoch,train/loss_step,val/psnr

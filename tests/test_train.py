@@ -45,7 +45,9 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
 def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train, tiny_root, tmp_path):
     cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["trainer.max_epochs=2", "kl=monotonic", "kl.ratio=0.5"])
     metrics = train(cfg)
-    assert {"train/loss_epoch", "train/mse_epoch", "train/kl_epoch", "beta", "tfr", "lr", "val/psnr"} <= metrics.keys()
+    assert {"train/loss_epoch", "train/mse_epoch", "train/kl_epoch", "beta", "tfr", "lr", "val/psnr",
+            "time/train_minutes"} <= metrics.keys()
+    assert 0 < metrics["time/train_minutes"] < 5
     assert metrics["beta"] == 1.0                              # epoch 1 of 2 with ratio 0.5
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert len(list((tmp_path / "checkpoints").glob("best-epoch*.ckpt"))) == 1
@@ -54,7 +56,7 @@ def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train
     csv = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text()
     assert "val/psnr" in csv and "train/loss_step" in csv
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["run_config"]["model"]["frame_dim"] == 32 and ckpt["epoch"] == 1
+    assert ckpt["run_config"]["model"]["frame_dim"] == 16 and ckpt["epoch"] == 1
 
 
 @pytest.mark.parametrize("tfr,expected", [("tfr=off", 0.0), ("tfr.start=1.0", 1.0)])
