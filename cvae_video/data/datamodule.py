@@ -1,7 +1,8 @@
 """LightningDataModule for the LAB4 layout: clips for training, full sequences for validation and test.
 
 The decoded images stay in memory as uint8 (23,410 x 3 x 32 x 64 frames is 144 MB) and become floats
-in [0, 1] per batch. With `synthetic` settings the data set is generated in `prepare_data` when
+in [0, 1] per batch. Training on a GPU with `num_workers: 0`, the training frames and poses are kept on
+the GPU (`device_cache`), so batches never cross the PCIe bus and the loader never waits on the host. With `synthetic` settings the data set is generated in `prepare_data` when
 `root` does not exist yet.
 """
 from __future__ import annotations
@@ -27,6 +28,11 @@ class Clips(Dataset):
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def to(self, device: torch.device) -> "Clips":
+        """Keep the uint8 frames and poses on `device` (a GPU: clips are then sliced and converted there)."""
+        self.frames, self.poses = self.frames.to(device), self.poses.to(device)
+        return self
 
     def __getitem__(self, i: int):
         s = slice(self.windows[i], self.windows[i] + self.clip_len)
@@ -54,7 +60,8 @@ class TestSequences(Dataset):
 class LAB4DataModule(L.LightningDataModule):
     def __init__(self, root: str, frame_H: int = 32, frame_W: int = 64, train_vi_len: int = 16,
                  val_vi_len: int = 630, batch_size: int = 2, val_batch_size: int = 1, partial: float = 1.0,
-                 shuffle: bool = True, num_workers: int = 0, synthetic: dict | None = None):
+                 shuffle: bool = True, num_workers: int = 0, device_cache: bool = True,
+                 synthetic: dict | None = None):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.root = Path(root)
@@ -75,6 +82,9 @@ class LAB4DataModule(L.LightningDataModule):
                 longest = max(b - a for a, b in zip(starts, starts[1:] + [len(frames)]))
                 raise lab4.DataError(f"{self.root / 'train'}: the longest video has {longest} frames, "
                                      f"fewer than data.train_vi_len={h.train_vi_len}")
+            device = self.trainer.strategy.root_device if self.trainer is not None else None
+            if h.device_cache and h.num_workers == 0 and device is not None and device.type == "cuda":
+                self.train_set.to(device)   # 23,410 LAB4 frames and poses are 288 MB as uint8
         if stage in ("fit", "validate", None) and self.val_set is None:
             frames, poses, starts = lab4.read_sequence_split(self.root, "val", h.frame_H, h.frame_W)
             self.val_set = Clips(frames, poses, starts, h.val_vi_len)
