@@ -62,11 +62,12 @@ class PixelsAndFeatures(nn.Module):
 
 
 class PoseFeatures(nn.Module):
-    """Pose images of S steps (B, S, 3, H, W) -> (B, S, L, H, W)."""
+    """Pose images of S steps (B, S, 3, H, W) -> (B, S, L, H, W), `layers` 3x3 convolutions deep (a limb's
+    pixels lie up to a few pixels from its line in the pose image)."""
 
-    def __init__(self, out_ch: int):
+    def __init__(self, out_ch: int, layers: int = 1):
         super().__init__()
-        self.conv = conv_norm_act(3, out_ch)
+        self.conv = nn.Sequential(conv_norm_act(3, out_ch), *[conv_norm_act(out_ch, out_ch) for _ in range(layers - 1)])
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:
         return self.conv(poses.flatten(0, 1)).unflatten(0, poses.shape[:2])
@@ -160,13 +161,14 @@ class CompositingCVAE(SequenceCVAE):
     def __init__(self, frame_dim: int = 16, label_dim: int = 16, noise_dim: int = 8,
                  widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 2, max_shift: float = 4.0,
                  sources: tuple[str, ...] = ("first", "previous", "paint", "parts"), parts: int = 10,
-                 code_dim: int = 16,
+                 code_dim: int = 16, label_layers: int = 1,
                  time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
         super().__init__(noise_dim, time_chunk, cuda_graphs)
         self.max_shift, self.sources = max_shift, tuple(sources)
+        self.previous_weight = 1.0 if "previous" in self.sources else 0.0
         widths = tuple(widths)
         self.frame_encoder = PixelsAndFeatures(frame_dim)
-        self.label_encoder = PoseFeatures(label_dim)
+        self.label_encoder = PoseFeatures(label_dim, label_layers)
         self.posterior = Posterior(frame_dim + label_dim, widths[2], noise_dim)
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
@@ -183,6 +185,7 @@ class CompositingCVAE(SequenceCVAE):
                context: torch.Tensor) -> torch.Tensor:
         first_feat, first_pose_feat = context[:, :self.frame_dim], context[:, self.frame_dim:]
         part_colour, part_code = self.appearance(pose_feat, first_feat, first_pose_feat)
+        prev_feat = prev_feat * self.previous_weight   # 0: the design ignores the previous frame (no drift)
         x = torch.cat([prev_feat, pose_feat, first_feat, first_pose_feat, part_colour, part_code], 1)
         out = self.generator(self.fusion(x, z))                                                 # (N, 9, H, W)
         weights = torch.softmax(out[:, 3:3 + len(self.sources)], 1)                             # (N, sources, H, W)
