@@ -25,9 +25,10 @@ SLOPE = 0.2
 
 
 def conv_norm_act(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution, GroupNorm (groups of 8 channels), LeakyReLU."""
+    """3x3 convolution, GroupNorm (groups of 8 channels; one group when 8 does not divide out_ch), LeakyReLU."""
+    groups = out_ch // 8 if out_ch % 8 == 0 else 1
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
-                         nn.GroupNorm(max(out_ch // 8, 1), out_ch), nn.LeakyReLU(SLOPE))
+                         nn.GroupNorm(groups, out_ch), nn.LeakyReLU(SLOPE))
 
 
 class ResidualBlock(nn.Module):
