@@ -66,6 +66,15 @@ def test_teacher_forcing_follows_the_ratio(compose_train, tiny_root, tmp_path, t
     assert metrics["train/teacher_forcing"] == expected and metrics["tfr"] == expected
 
 
+@pytest.mark.parametrize("experiment", GROUPS["experiment"])
+def test_every_experiment_preset_trains_and_validates(compose_train, tiny_root, tmp_path, experiment):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [f"experiment={experiment}"])
+    assert cfg.task_name == experiment
+    metrics = train(cfg)
+    assert metrics["train/skipped"] == 0 and torch.isfinite(torch.tensor(metrics["train/loss_epoch"]))
+    assert 0 < metrics["val/psnr"] < 100 and (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
 def test_same_seed_gives_same_metrics(compose_train, tiny_root, tmp_path):
     runs = [train(compose_train(tiny_overrides(tiny_root, tmp_path / str(i)) + ["seed=7"])) for i in range(2)]
     assert runs[0]["val/psnr"] == runs[1]["val/psnr"] and runs[0]["train/loss_epoch"] == runs[1]["train/loss_epoch"]
