@@ -162,22 +162,23 @@ def generate(root: str | Path, seed: int = 0, train_videos: int = 24, train_vide
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     size = (height, width)
-    rng = np.random.default_rng(seed)
+    # One random stream per split: the validation and test sequences do not depend on the training set's size.
+    train_rng, val_rng, test_rng = (np.random.default_rng([seed, split]) for split in range(3))
     dirs = {name: tmp / name for name in ("train/train_img", "train/train_label", "val/val_img", "val/val_label")}
     for d in dirs.values():
         d.mkdir(parents=True)
     starts = []
     for v in range(train_videos):
         starts.append(v * train_video_len)
-        write_video(rng, train_video_len, size, dirs["train/train_img"], dirs["train/train_label"], starts[-1])
+        write_video(train_rng, train_video_len, size, dirs["train/train_img"], dirs["train/train_label"], starts[-1])
     (tmp / "train" / "segments.json").write_text(json.dumps({"starts": starts}))
     for v in range(val_videos):
-        write_video(rng, sequence_len, size, dirs["val/val_img"], dirs["val/val_label"], v * sequence_len)
+        write_video(val_rng, sequence_len, size, dirs["val/val_img"], dirs["val/val_label"], v * sequence_len)
     for i in range(test_videos):
         first, labels, truth = (tmp / "test" / sub / str(i) for sub in ("test_img", "test_label", "test_gt"))
         for d in (first, labels, truth):
             d.mkdir(parents=True)
-        write_video(rng, sequence_len, size, truth, labels, first_frame_dir=first)
+        write_video(test_rng, sequence_len, size, truth, labels, first_frame_dir=first)
     tmp.rename(root)
     return root
 
