@@ -4,9 +4,10 @@ The template keeps every network at full resolution and paints each frame from s
 learn to reproduce the background before it can learn anything about the figure. This design:
 
 - works at 1/4 resolution inside (two stride-2 convolutions down, two upsamplings back, skips between);
-- composites its output: per pixel, a softmax over three sources, the sequence's first frame (the
-  one ground-truth frame inference has; the background there never drifts), the previous frame
-  (the figure's look where it barely moved) and a newly painted colour;
+- composites its output: per pixel, a softmax over its `sources`: the sequence's first frame (the one
+  ground-truth frame inference has; the background there never drifts), a newly painted colour, each
+  body part's colour in frame 0 painted where pose t puts it, and optionally the previous frame shifted
+  by a predicted flow (without it the design reads no previous frame, so nothing accumulates);
 - normalises with GroupNorm (per sample: the same in training and in 630-frame rollouts);
 - draws z at 1/4 resolution (`latent_scale`).
 
@@ -24,17 +25,21 @@ from cvae_video.networks import SequenceCVAE
 SLOPE = 0.2
 
 
+def group_norm(ch: int) -> nn.GroupNorm:
+    """GroupNorm with groups of 8 channels (one group when 8 does not divide ch)."""
+    return nn.GroupNorm(ch // 8 if ch % 8 == 0 else 1, ch)
+
+
 def conv_norm_act(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution, GroupNorm (groups of 8 channels; one group when 8 does not divide out_ch), LeakyReLU."""
-    groups = out_ch // 8 if out_ch % 8 == 0 else 1
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
-                         nn.GroupNorm(groups, out_ch), nn.LeakyReLU(SLOPE))
+    """3x3 convolution, GroupNorm, LeakyReLU."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), group_norm(out_ch),
+                         nn.LeakyReLU(SLOPE))
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
-        self.body = nn.Sequential(conv_norm_act(ch, ch), nn.Conv2d(ch, ch, 3, padding=1), nn.GroupNorm(ch // 8, ch))
+        self.body = nn.Sequential(conv_norm_act(ch, ch), nn.Conv2d(ch, ch, 3, padding=1), group_norm(ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x + self.body(x), SLOPE)
@@ -95,7 +100,7 @@ class Posterior(nn.Module):
 
 
 class Fusion(nn.Module):
-    """(previous frame, pose, first frame) features (N, 2F+L, H, W) and z (N, Z, H/4, W/4) -> features at
+    """(previous frame, pose, first frame, first pose, part colour and code) (N, 2F+2L+3+code, H, W) and z (N, Z, H/4, W/4) -> features at
     full, half and quarter resolution: (N, C1, H, W), (N, C2, H/2, W/2), (N, C3, H/4, W/4)."""
 
     def __init__(self, in_ch: int, noise_ch: int, widths: tuple[int, int, int], blocks: int):
