@@ -8,8 +8,9 @@ times the median of `--steps` steps after `--warmup` (the GPU synchronized aroun
 predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients):
 
     rollout seed          the template's inference loop with the seed's modules, one frame at a time
-    rollout project ...   `PoseCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step; (--compiled-rollouts)
-                          through `PoseCVAE.compile_step`
+    rollout project ...   `PoseCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the weights
+                          in bf16 (`bf16-true`: no casts in the graph); (--compiled-rollouts) through
+                          `PoseCVAE.compile_step`
     train seed TF / free  `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
                           teacher forcing on (tfr=1) and off (tfr=0); always fp32 with cudnn.benchmark off
     train plain TF / free `PoseCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop: the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -151,6 +153,10 @@ def precision_context(args, device: torch.device):
     return contextlib.nullcontext()
 
 
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 def make_net(args, device: torch.device, **overrides) -> PoseCVAE:
     torch.manual_seed(0)
     settings = dict(time_chunk=args.time_chunk, channels_last=not args.nchw) | overrides
@@ -168,19 +174,17 @@ def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, 
                teacher_forcing: bool, precision, host_reads: bool = False) -> None:
     """The work of `CVAEModule.training_step` without Lightning: unroll, loss, backward, clip, step.
 
-    host_reads: also read the loss's and the gradient norm's finiteness on the host, as the module's NaN
-    guard does (each read waits for the device to finish everything queued before it).
+    host_reads: also read the finiteness of the loss and the gradient norm on the host after the backward
+    pass, as the module's NaN guard does (the read waits for the device to finish everything queued).
     """
     with precision:
         preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
         loss, _, _ = sequence_loss(preds, frames, kls, beta=1.0)
     opt.zero_grad()
-    if host_reads:
-        bool(torch.isfinite(loss))
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
     if host_reads:
-        bool(torch.isfinite(norm))
+        bool(torch.isfinite(loss) & torch.isfinite(norm))
     opt.step()
 
 
@@ -361,20 +365,21 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
         return run(lambda: seed_rollout(m, first, poses))
 
     @torch.inference_mode()                                # as Lightning's validation and predict loops
-    def rollout(noise=None) -> torch.Tensor:
-        with precision_context(args, device):
-            return net.unroll(poses, first, use_posterior=False, teacher_forcing=False, noise=noise)[0]
+    def rollout(noise=None, model=net, precision=None) -> torch.Tensor:
+        with precision_context(args, device) if precision is None else precision:
+            return model.unroll(poses.to(model_dtype(model)), first.to(model_dtype(model)), use_posterior=False,
+                                teacher_forcing=False, noise=noise)[0]
 
-    def accelerated_row(enable) -> dict:
-        """Time the rollout after `enable()` (whose first call captures or compiles: the untimed warm-up) and
-        compare its frames with the eager ones for the same z."""
+    def accelerated_row(enable, model=net, precision=None) -> dict:
+        """Time the rollout of `model` after `enable()` (whose first call captures or compiles: the untimed
+        warm-up) and compare its frames with the eager ones of `net` for the same z."""
         dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32   # as unroll draws z
         noise = torch.randn(batch, args.rollout_frames - 1, WIDTHS["noise_dim"], *args.frame_size, device=device,
                             dtype=dtype)
         eager = rollout(noise).float()
         enable()
-        result = run(rollout)
-        diff = (rollout(noise).float() - eager).abs()      # only rounding may differ
+        result = run(lambda: rollout(model=model, precision=precision))
+        diff = (rollout(noise.to(model_dtype(model)), model, precision).float() - eager).abs()   # rounding only
         return {**result, "setup_s": round(result["times"][0], 3), "max_abs_diff_vs_eager": float(diff.max()),
                 "max_abs_diff_frame1": float(diff[:, 0].max()),
                 "note": f"|x - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e}); "
@@ -391,8 +396,12 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
     bench.add("rollout", "project eager", batch, args.rollout_frames, lambda: run(rollout))
     if device.type != "cuda":
         return bench.skip(f"rollout project CUDA graph, batch {batch}", "CUDA graphs need a CUDA device")
+    # Weights cast to bf16 once (Lightning's precision="bf16-true") instead of by autocast at every convolution.
+    bf16_net = copy.deepcopy(net).to(torch.bfloat16)
     bench.add("rollout", "project CUDA graph", batch, args.rollout_frames,
               lambda: accelerated_row(lambda: setattr(net, "cuda_graphs", True)))
+    bench.add("rollout", "project CUDA graph bf16-true", batch, args.rollout_frames,
+              lambda: accelerated_row(lambda: setattr(bf16_net, "cuda_graphs", True), bf16_net, contextlib.nullcontext()))
 
 
 def main(argv=None) -> dict:

@@ -78,12 +78,10 @@ class CVAEModule(L.LightningModule):
 
         optimizer = self.optimizers()
         optimizer.zero_grad()
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            self.manual_backward(loss)
-            grads = [p.grad for p in self.parameters() if p.grad is not None]
-            grad_norm = torch.nn.utils.get_total_norm(grads)
-            finite = bool(torch.isfinite(grad_norm))
+        self.manual_backward(loss)
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
+        # The step's one host read: it waits for the backward pass, not for the forward pass as well.
+        finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
         if finite:
             if self.hparams.grad_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip_val,
