@@ -63,7 +63,7 @@ if [ "${BENCH_TINY:-0}" = 1 ]; then
 else
   # the lab's sizes: clips of 16 frames at batch 2 (the lab's default) and 32, NCHW against NHWC at 32; an epoch
   # of 1,463 clips; 630-frame rollouts of one sequence and of all 5 test sequences (seed, eager, CUDA graph)
-  MAIN=(--batches 2 32 --frames 16 --steps 4 --warmup 2 --chunk-sweep 0
+  MAIN=(--batches 32 2 --frames 16 --steps 4 --warmup 2 --chunk-sweep 0
         --rollout-frames 630 --rollout-batches 1 5 --rollout-reps 1 --epoch-clips 1463)
   # the rollouts again in fp32 (no bf16 casts in the graph), then one through torch.compile (reduce-overhead)
   FP32=(--batches --rollout-frames 630 --rollout-batches 1 5 --rollout-reps 1 --compiled-rollouts 1)
