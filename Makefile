@@ -2,12 +2,14 @@
 # make test: install, run the test suite
 # make bench: install, time training steps and rollouts against the lab's seed loop (outputs/bench/bench.json)
 # make quality: install, train experiment=quality (~45 min on 2 CPU cores), evaluate and plot into outputs/quality/
+# make curves: after make quality, train the template under the same recipe (~45 min) and draw both learning
+#              curves (validation PSNR against minutes of training) into outputs/curves/
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo quality test bench clean
+.PHONY: install demo quality curves test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,14 @@ quality: install
 	@echo
 	@echo "figures: outputs/quality/psnr_per_frame.png  outputs/quality/plots/{val_psnr,val_psnr_vs_minutes,loss}.png"
 
+curves: install
+	@test -d outputs/quality/train || { echo "error: outputs/quality/train missing: run make quality first"; exit 1; }
+	rm -rf outputs/curves
+	$(PY) -m cvae_video.train experiment=quality_seed hydra.run.dir=outputs/curves/template
+	$(PY) -m cvae_video.plots outputs/curves/template outputs/quality/train --labels "template (model=seed)" \
+		"small (model=small)" --out outputs/curves
+	@echo "figure: outputs/curves/val_psnr_vs_minutes.png"
+
 test: install
 	$(PY) -m pytest
 
@@ -46,4 +56,4 @@ bench: install
 	$(PY) -m cvae_video.bench
 
 clean:
-	rm -rf outputs/demo outputs/quality outputs/train outputs/multiruns
+	rm -rf outputs/demo outputs/quality outputs/curves outputs/train outputs/multiruns

@@ -75,9 +75,10 @@ class CVAEModule(L.LightningModule):
         """Under mixed precision, cast each weight to the low precision once per training step.
 
         Lightning's autocast runs with its cast cache off, so every convolution of every time step of the
-        unroll would cast its weights again, forward and backward: 16,099 kernels per free-running step of
-        the template at batch 32 x 16 became 21,701 (H200, torch profiler). The weights do not change within
-        the unroll; the cache lives until Lightning's own autocast exits at the end of the step.
+        unroll casts its weights again, forward and backward: without this cache a free-running step of the
+        template at batch 32 x 16 launched 21,701 kernels through Lightning against 16,099 in a plain loop
+        (H200, torch profiler). The weights do not change within the unroll; the cache lives until
+        Lightning's own autocast exits at the end of the step.
         """
         device = self.device.type
         if not torch.is_autocast_enabled(device):

@@ -1,10 +1,12 @@
 """Figures of a training run, or of a sweep's runs overlaid, from what training logged.
 
-    python -m cvae_video.plots RUN_OR_SWEEP_DIR [--out DIR] [--epochs E [E ...]]
+    python -m cvae_video.plots RUN_OR_SWEEP_DIR [MORE_DIRS ...] [--labels L ...] [--out DIR] [--epochs E [E ...]]
 
 A run dir holds `csv/**/metrics.csv` (Lightning's CSVLogger) and `val_psnr_per_frame.jsonl` (one line
 per validation epoch). A sweep dir holds runs in subfolders `0/`, `1/`, ..., each with
 `.hydra/overrides.yaml`; each run is labelled by the overrides that tell it apart (e.g. `kl=cyclical`).
+Several dirs are overlaid in the same figures (a run dir is labelled by its folder name, or by `--labels`,
+one per run in order), e.g. two designs' learning curves against minutes of training side by side.
 Writes `loss.png`, `schedules.png`, `val_psnr.png`, `val_psnr_vs_minutes.png` and
 `val_psnr_per_frame.png` to `--out` (default `<dir>/plots`). With `logger=wandb` training sends the same curves to W&B itself (scalars per epoch
 and the per-frame PSNR as a table); `logger=[csv,wandb]` keeps the CSV files these figures need.
@@ -115,6 +117,19 @@ def find_runs(folder: Path) -> dict[str, Path]:
             for run in runs}
 
 
+def collect_runs(folders: list[Path], labels: list[str] | None = None) -> dict[str, Path]:
+    """{label: run dir} over all `folders` (each a run or a sweep dir, see `find_runs`), relabelled by `labels`."""
+    runs: dict[str, Path] = {}
+    for folder in folders:
+        for label, run in find_runs(folder).items():
+            runs[label if label not in runs else f"{folder.name}/{label}"] = run
+    if labels is None:
+        return runs
+    if len(labels) != len(runs):
+        raise UserError(f"--labels: {len(labels)} given for {len(runs)} runs ({', '.join(map(str, runs.values()))})")
+    return dict(zip(labels, runs.values()))
+
+
 def pick_epochs(available: list[int], wanted: list[int] | None) -> list[int]:
     """The epochs whose per-frame curves are drawn: `wanted` where recorded, else up to EPOCHS_SHOWN spread out."""
     if wanted:
@@ -179,12 +194,14 @@ def plot_runs(runs: dict[str, Path], out: Path, epochs: list[int] | None = None)
 @user_errors
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dir", type=Path, help="a run dir (outputs/<task>/runs/<time>) or a sweep dir")
-    parser.add_argument("--out", type=Path, help="where the PNGs go (default: <dir>/plots)")
+    parser.add_argument("dirs", type=Path, nargs="+", metavar="dir",
+                        help="a run dir (outputs/<task>/runs/<time>) or a sweep dir; several are overlaid")
+    parser.add_argument("--labels", nargs="+", help="one legend label per run, in order")
+    parser.add_argument("--out", type=Path, help="where the PNGs go (default: <first dir>/plots)")
     parser.add_argument("--epochs", type=int, nargs="+", help="epochs of the per-frame PSNR curves")
     args = parser.parse_args(argv)
-    runs = find_runs(args.dir)
-    written = plot_runs(runs, args.out or args.dir / "plots", args.epochs)
+    runs = collect_runs(args.dirs, args.labels)
+    written = plot_runs(runs, args.out or args.dirs[0] / "plots", args.epochs)
     for path in written:
         print(f"figure: {path}")
     return written

@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from cvae_video.errors import UserError
-from cvae_video.plots import epoch_metrics, find_runs, main, pick_epochs, psnr_curves
+from cvae_video.plots import collect_runs, epoch_metrics, find_runs, main, per_minute_lines, pick_epochs, psnr_curves
 from tests.test_evaluate import tiny_run  # noqa: F401  (a fixture)
 
 FIGURES = ["loss.png", "schedules.png", "val_psnr.png", "val_psnr_vs_minutes.png", "val_psnr_per_frame.png"]
@@ -66,6 +66,19 @@ def test_plots_on_a_sweep_dir_labels_runs_by_their_differing_overrides(tiny_run,
     assert list(find_runs(sweep)) == ["kl=none", "kl=cyclical"]
     written = main([str(sweep)])
     assert [p.name for p in written] == FIGURES and all(p.parent == sweep / "plots" for p in written)
+
+
+def test_several_run_dirs_are_overlaid_under_their_labels(tiny_run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    assert list(collect_runs([tiny_run, other])) == [tiny_run.name, "other"]
+    runs = collect_runs([tiny_run, other], ["template", "small"])
+    assert runs == {"template": tiny_run, "small": other}
+    assert list(per_minute_lines({k: epoch_metrics(v) for k, v in runs.items()}, "val/psnr")) == ["template", "small"]
+    written = main([str(tiny_run), str(other), "--labels", "template", "small", "--out", str(tmp_path / "both")])
+    assert [p.name for p in written] == FIGURES
+    with pytest.raises(SystemExit, match="error: --labels: 1 given for 2 runs"):
+        main([str(tiny_run), str(other), "--labels", "template"])
 
 
 def test_plots_on_a_folder_without_runs_is_a_user_error(tmp_path):
