@@ -28,7 +28,7 @@ demo: install
 	@echo
 	$(PY) -m cvae_video.evaluate ckpt_path=outputs/demo/train/checkpoints/last.ckpt hydra.run.dir=outputs/demo/eval
 	@echo
-	@echo "figures:    outputs/demo/eval/psnr_per_frame.png  outputs/demo/plots/{loss,schedules,val_psnr,val_psnr_per_frame}.png"
+	@echo "figures:    outputs/demo/eval/psnr_per_frame.png  outputs/demo/plots/{loss,schedules,val_psnr,val_psnr_vs_minutes,val_psnr_per_frame}.png"
 	@echo "GIFs:       outputs/demo/eval/val_rollout.gif  outputs/demo/predict/pred_seq*.gif"
 	@echo "submission: outputs/demo/predict/submission.csv  (test scores: outputs/demo/predict/test_scores.json)"
 
