@@ -1,29 +1,39 @@
-"""Mixed precision in the LightningModule: rollouts stay float32, and a training step casts each weight once."""
+"""Mixed precision in the LightningModule: rollouts stay float32, and a training step casts each weight once,
+so that through `Trainer.fit` it does the work of the plain loop."""
 from functools import partial
 
+import lightning as L
 import torch
+from torch.utils.data import DataLoader
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cvae_video import bench
 from cvae_video.module import CVAEModule
 from cvae_video.networks import PoseCVAE
 
 
 class CountCasts(TorchDispatchMode):
-    """Counts dtype conversions (what autocast issues for every weight it casts)."""
+    """Counts the tensor operations run (on a GPU: the kernels launched) and among them the dtype conversions
+    (what autocast issues for every weight it casts)."""
 
     def __init__(self):
         super().__init__()
-        self.casts = 0
+        self.casts = self.ops = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
         self.casts += func is torch.ops.aten._to_copy.default
         return func(*args, **(kwargs or {}))
 
 
-def module():
+def net():
     torch.manual_seed(0)
-    net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=1)
-    return CVAEModule(net, optimizer=partial(torch.optim.Adam), scheduler=None)
+    return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=1)
+
+
+def module():
+    return CVAEModule(net(), optimizer=partial(torch.optim.Adam, lr=1e-3),
+                      scheduler=partial(torch.optim.lr_scheduler.ConstantLR, factor=1.0))
 
 
 def lightning_autocast():
@@ -57,3 +67,32 @@ def test_training_unroll_casts_each_weight_once_per_step():
     # free-running over 5 steps with one call per step: every step's convolutions cast their weights again
     assert uncached > cached + 3 * weights
     assert m.weights_cast_once().__class__ is not torch.autocast   # outside autocast it is a no-op
+
+
+class CountSecondStep(L.Callback):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 1:
+            self.counter = CountCasts().__enter__()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx == 1:
+            self.counter.__exit__(None, None, None)
+
+
+def test_a_bf16_step_through_trainer_fit_runs_the_operations_of_the_plain_loop():
+    frames, poses = torch.rand(2, 6, 3, 8, 16), torch.rand(2, 6, 3, 8, 16)
+    plain_net = net()
+    opt = torch.optim.Adam(plain_net.parameters(), 1e-3)
+    step = partial(bench.plain_step, plain_net, opt, frames, poses, False, host_reads=True)
+    step(torch.autocast("cpu", dtype=torch.bfloat16))
+    with CountCasts() as plain:
+        step(torch.autocast("cpu", dtype=torch.bfloat16))
+    m, counted = module(), CountSecondStep()
+    m.beta, m.tfr = 1.0, 0.0                                   # free-running, as the plain step
+    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", max_epochs=1, limit_train_batches=3,
+                        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[counted])
+    trainer.fit(m, DataLoader([(frames, poses)] * 3, batch_size=None))
+    # The module's extras (a second gradient norm, logging, the teacher-forcing coin) are a few dozen
+    # operations; a weight cast per convolution and time step would be ~1,000 more.
+    assert plain.ops < counted.counter.ops < plain.ops + 100
