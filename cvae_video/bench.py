@@ -5,7 +5,7 @@
 
 Every row uses the template's widths (F128 L32 N12 D192), random frames and poses in [0, 1] and Adam, and
 times the median of `--steps` steps after `--warmup` (the GPU synchronized around each). Rollout rows
-predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients):
+predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients, no autocast):
 
     rollout seed          the template's inference loop with the seed's modules, one frame at a time
     rollout project ...   `PoseCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the weights
@@ -52,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
-                   help="for this project's rows (the seed loop always runs fp32)")
+                   help="for this project's training rows (rollouts run float32, as CVAEModule.rollout; the seed "
+                        "loop always runs fp32)")
     p.add_argument("--batches", type=int, nargs="*", default=[2], help="training batch sizes (none: no training rows)")
     p.add_argument("--frames", type=int, default=8, help="frames per training clip (the lab: 16)")
     p.add_argument("--frame-size", type=int, nargs=2, default=[32, 64], metavar=("H", "W"))
@@ -148,7 +149,7 @@ def load_seed_model(path: Path | None):
 
 
 def precision_context(args, device: torch.device):
-    """Autocast for this project's rows, as Lightning's `precision` does it."""
+    """Autocast for this project's training rows, as Lightning's `precision` does it."""
     if args.precision == "bf16-mixed":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -175,8 +176,8 @@ def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, 
                teacher_forcing: bool, precision, host_reads: bool = False) -> None:
     """The work of `CVAEModule.training_step` without Lightning: unroll, loss, backward, clip, step.
 
-    host_reads: also read the finiteness of the loss and the gradient norm on the host after the backward
-    pass, as the module's NaN guard does (the read waits for the device to finish everything queued).
+    host_reads: also read the gradient norm's finiteness on the host after the backward pass, as the module's
+    NaN guard does (the read waits for the device to finish everything queued).
     """
     with precision:
         preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
@@ -185,7 +186,7 @@ def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, 
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
     if host_reads:
-        bool(torch.isfinite(loss) & torch.isfinite(norm))
+        bool(torch.isfinite(norm))
     opt.step()
 
 
@@ -366,21 +367,20 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
         return run(lambda: seed_rollout(m, first, poses))
 
     @torch.inference_mode()                                # as Lightning's validation and predict loops
-    def rollout(noise=None, model=net, precision=None) -> torch.Tensor:
-        with precision_context(args, device) if precision is None else precision:
-            return model.unroll(poses.to(model_dtype(model)), first.to(model_dtype(model)), use_posterior=False,
-                                teacher_forcing=False, noise=noise)[0]
+    def rollout(noise=None, model=net) -> torch.Tensor:
+        """Without autocast, as `CVAEModule.rollout`: float32, or bf16 for a network cast to it."""
+        dtype = model_dtype(model)
+        return model.unroll(poses.to(dtype), first.to(dtype), use_posterior=False, teacher_forcing=False,
+                            noise=noise)[0]
 
-    def accelerated_row(enable, model=net, precision=None) -> dict:
+    def accelerated_row(enable, model=net) -> dict:
         """Time the rollout of `model` after `enable()` (whose first call captures or compiles: the untimed
         warm-up) and compare its frames with the eager ones of `net` for the same z."""
-        dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32   # as unroll draws z
-        noise = torch.randn(batch, args.rollout_frames - 1, WIDTHS["noise_dim"], *args.frame_size, device=device,
-                            dtype=dtype)
-        eager = rollout(noise).float()
+        noise = torch.randn(batch, args.rollout_frames - 1, WIDTHS["noise_dim"], *args.frame_size, device=device)
+        eager = rollout(noise)
         enable()
-        result = run(lambda: rollout(model=model, precision=precision))
-        diff = (rollout(noise.to(model_dtype(model)), model, precision).float() - eager).abs()   # rounding only
+        result = run(lambda: rollout(model=model))
+        diff = (rollout(noise.to(model_dtype(model)), model).float() - eager).abs()   # rounding only
         return {**result, "setup_s": round(result["times"][0], 3), "max_abs_diff_vs_eager": float(diff.max()),
                 "max_abs_diff_frame1": float(diff[:, 0].max()),
                 "note": f"|x - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e}); "
@@ -402,7 +402,7 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
     bench.add("rollout", "project CUDA graph", batch, args.rollout_frames,
               lambda: accelerated_row(lambda: setattr(net, "cuda_graphs", True)))
     bench.add("rollout", "project CUDA graph bf16-true", batch, args.rollout_frames,
-              lambda: accelerated_row(lambda: setattr(bf16_net, "cuda_graphs", True), bf16_net, contextlib.nullcontext()))
+              lambda: accelerated_row(lambda: setattr(bf16_net, "cuda_graphs", True), bf16_net))
 
 
 def main(argv=None) -> dict:

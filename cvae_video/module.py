@@ -50,6 +50,9 @@ class CVAEModule(L.LightningModule):
         self.val_psnr_curve = PerFrameMean()
 
     def on_fit_start(self) -> None:
+        if self.trainer.precision == "16-mixed":   # on CPU Lightning turns it into bf16-mixed
+            raise UserError("trainer.precision=16-mixed is not supported: fp16's loss scaler lowers its scale only "
+                            "in optimizer steps, which the NaN guard skips; use bf16-mixed (trainer=gpu) or 32-true")
         # After the DataModule's setup, so a bad data set fails before any logger writes a file.
         for logger in self.loggers:
             logger.log_hyperparams(self.run_config or {})
@@ -62,10 +65,11 @@ class CVAEModule(L.LightningModule):
     def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
         """Inference: (B, 1, 3, H, W) first frame and (B, T, 3, H, W) poses -> (B, T, 3, H, W) video, z ~ N(0, I).
 
-        Always float32, also inside a mixed-precision Trainer's validation: evaluate and predict run float32, so
-        validation reports their numbers, and no bf16 rounding compounds over 630 frames. It is also faster: at
-        batch 1 to 5 a rollout is launch-bound and autocast adds a cast of every weight at every step (H200,
-        CUDA-graph rollout of 630 frames at batch 1: 0.486 s in float32, 0.589 s under bf16 autocast).
+        Never under autocast, also inside a mixed-precision Trainer's validation: evaluate and predict run the
+        float32 weights without it, so validation reports their numbers, and no bf16 rounding compounds over
+        630 frames. It is also faster: at batch 1 to 5 a rollout is launch-bound and autocast adds a cast of
+        every weight at every step (H200, CUDA-graph rollout of 630 frames at batch 1: 0.486 s in float32,
+        0.589 s under bf16 autocast).
         """
         with torch.autocast(first_frame.device.type, enabled=False):
             preds, _ = self.net.unroll(poses, first_frame, use_posterior=False, teacher_forcing=False)
@@ -77,8 +81,9 @@ class CVAEModule(L.LightningModule):
         Lightning's autocast runs with its cast cache off, so every convolution of every time step of the
         unroll casts its weights again, forward and backward: without this cache a free-running step of the
         template at batch 32 x 16 launched 21,701 kernels through Lightning against 16,099 in a plain loop
-        (H200, torch profiler). The weights do not change within the unroll; the cache lives until
-        Lightning's own autocast exits at the end of the step.
+        (H200, torch profiler). The weights do not change within the unroll. Leaving this block turns the
+        cache off again, so the optimizer step (kept outside it) and what follows never read a stale cast, and
+        Lightning's own autocast empties the cache when it exits at the end of the step.
         """
         device = self.device.type
         if not torch.is_autocast_enabled(device):
@@ -101,10 +106,11 @@ class CVAEModule(L.LightningModule):
 
         optimizer = self.optimizers()
         optimizer.zero_grad()
-        self.manual_backward(loss)
+        self.manual_backward(loss)   # also for a non-finite loss: under DDP every rank must join the all-reduce
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
-        # The step's one host read: it waits for the backward pass, not for the forward pass as well.
-        finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        # The step's one host read, after the backward pass. A non-finite loss gives non-finite gradients, and the
+        # gradients are the all-reduced ones under DDP, so every rank skips or steps alike.
+        finite = bool(torch.isfinite(grad_norm))
         if finite:
             if self.hparams.grad_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip_val,

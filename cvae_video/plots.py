@@ -119,15 +119,16 @@ def find_runs(folder: Path) -> dict[str, Path]:
 
 def collect_runs(folders: list[Path], labels: list[str] | None = None) -> dict[str, Path]:
     """{label: run dir} over all `folders` (each a run or a sweep dir, see `find_runs`), relabelled by `labels`."""
-    runs: dict[str, Path] = {}
-    for folder in folders:
-        for label, run in find_runs(folder).items():
-            runs[label if label not in runs else f"{folder.name}/{label}"] = run
-    if labels is None:
-        return runs
-    if len(labels) != len(runs):
-        raise UserError(f"--labels: {len(labels)} given for {len(runs)} runs ({', '.join(map(str, runs.values()))})")
-    return dict(zip(labels, runs.values()))
+    found = [(label, run) for folder in folders for label, run in find_runs(folder).items()]
+    if labels is None:   # a run dir is labelled by its folder name; where two share it, by the path
+        names = [label for label, _ in found]
+        labels = [label if names.count(label) == 1 else str(run) for label, run in found]
+    if len(labels) != len(found):
+        raise UserError(f"--labels: {len(labels)} given for {len(found)} runs "
+                        f"({', '.join(str(run) for _, run in found)})")
+    if len(set(labels)) != len(labels):
+        raise UserError(f"--labels: each run needs its own label, got {labels}")
+    return {label: run for label, (_, run) in zip(labels, found)}
 
 
 def pick_epochs(available: list[int], wanted: list[int] | None) -> list[int]:

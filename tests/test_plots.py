@@ -79,6 +79,11 @@ def test_several_run_dirs_are_overlaid_under_their_labels(tiny_run, tmp_path):
     assert [p.name for p in written] == FIGURES
     with pytest.raises(SystemExit, match="error: --labels: 1 given for 2 runs"):
         main([str(tiny_run), str(other), "--labels", "template"])
+    with pytest.raises(UserError, match="each run needs its own label"):
+        collect_runs([tiny_run, other], ["a", "a"])
+    twin = tmp_path / "twin" / tiny_run.name                                 # same folder name: labelled by path
+    shutil.copytree(tiny_run, twin)
+    assert list(collect_runs([tiny_run, twin])) == [str(tiny_run), str(twin)]
 
 
 def test_plots_on_a_folder_without_runs_is_a_user_error(tmp_path):
