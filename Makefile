@@ -39,7 +39,10 @@ quality: install
 	@echo
 	$(PY) -m cvae_video.evaluate ckpt_path=outputs/quality/train/checkpoints/last.ckpt hydra.run.dir=outputs/quality
 	@echo
+	$(PY) -m cvae_video.predict ckpt_path=outputs/quality/train/checkpoints/last.ckpt hydra.run.dir=outputs/quality/predict
+	@echo
 	@echo "figures: outputs/quality/psnr_per_frame.png  outputs/quality/plots/{val_psnr,val_psnr_vs_minutes,loss}.png"
+	@echo "test:    outputs/quality/predict/test_scores.json  outputs/quality/predict/pred_seq*.gif"
 
 curves: install
 	@test -d outputs/quality/train || { echo "error: outputs/quality/train missing: run make quality first"; exit 1; }
