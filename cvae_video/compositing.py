@@ -100,8 +100,9 @@ class Posterior(nn.Module):
 
 
 class Fusion(nn.Module):
-    """(previous frame, pose, first frame, first pose, part colour and code) (N, 2F+2L+3+code, H, W) and z (N, Z, H/4, W/4) -> features at
-    full, half and quarter resolution: (N, C1, H, W), (N, C2, H/2, W/2), (N, C3, H/4, W/4)."""
+    """(previous frame, pose, first frame, first pose, part colour and code) (N, 2F+2L+3+code, H, W) and
+    z (N, Z, H/4, W/4) -> features at full, half and quarter resolution: (N, C1, H, W), (N, C2, H/2, W/2),
+    (N, C3, H/4, W/4)."""
 
     def __init__(self, in_ch: int, noise_ch: int, widths: tuple[int, int, int], blocks: int):
         super().__init__()
@@ -171,7 +172,7 @@ class CompositingCVAE(SequenceCVAE):
                  time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
         super().__init__(noise_dim, time_chunk, cuda_graphs)
         self.max_shift, self.sources = max_shift, tuple(sources)
-        self.previous_weight = 1.0 if "previous" in self.sources else 0.0
+        self.reads_previous = "previous" in self.sources
         widths = tuple(widths)
         self.frame_encoder = PixelsAndFeatures(frame_dim)
         self.label_encoder = PoseFeatures(label_dim, label_layers)
@@ -191,7 +192,8 @@ class CompositingCVAE(SequenceCVAE):
                context: torch.Tensor) -> torch.Tensor:
         first_feat, first_pose_feat = context[:, :self.frame_dim], context[:, self.frame_dim:]
         part_colour, part_code = self.appearance(pose_feat, first_feat, first_pose_feat)
-        prev_feat = prev_feat * self.previous_weight   # 0: the design ignores the previous frame (no drift)
+        if not self.reads_previous:   # zeros in its place: one checkpoint layout serves both settings
+            prev_feat = torch.zeros_like(prev_feat)
         x = torch.cat([prev_feat, pose_feat, first_feat, first_pose_feat, part_colour, part_code], 1)
         out = self.generator(self.fusion(x, z))                                                 # (N, 9, H, W)
         weights = torch.softmax(out[:, 3:3 + len(self.sources)], 1)                             # (N, sources, H, W)
@@ -200,6 +202,13 @@ class CompositingCVAE(SequenceCVAE):
                 "previous": lambda: self.shifted(prev_feat[:, :3], torch.tanh(out[:, 7:9]) * self.max_shift)}
         sources = torch.stack([make[name]() for name in self.sources], 1)                       # (N, sources, 3, H, W)
         return (weights.unsqueeze(2) * sources).sum(1)
+
+    def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor):
+        """A free-running step; without the `previous` source the prediction is not encoded for the next step
+        (decode would not read it), and `prev_feat` is passed on as it is."""
+        if self.reads_previous:
+            return super().step(prev_feat, pose_feat, z, context)
+        return self.decode(prev_feat, pose_feat, z, context), prev_feat
 
     @staticmethod
     def shifted(image: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -325,8 +325,8 @@ class SequenceCVAE(nn.Module):
                 the posterior nor teacher forcing needs the later ones.
         use_posterior: z ~ q(z | x_t, pose_t) (training) instead of z ~ N(0, I) (inference).
         teacher_forcing: the previous frame is the ground truth x_{t-1}, else the model's own output.
-        noise: (B, T-1, N, H / s, W / s) (s = latent_scale) standard-normal draws behind z (the reparameterization's epsilon, or z
-               itself under the prior); None draws them.
+        noise: (B, T-1, N, H / s, W / s) (s = latent_scale) standard-normal draws behind z (the
+               reparameterization's epsilon, or z itself under the prior); None draws them.
         Returns predictions (B, T-1, 3, H, W) and the KL of each step (T-1,) (zeros under the prior).
         Every step also sees the `first_frame_context` of frame 0, the one ground-truth frame inference has.
         """

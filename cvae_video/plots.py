@@ -8,8 +8,9 @@ per validation epoch). A sweep dir holds runs in subfolders `0/`, `1/`, ..., eac
 Several dirs are overlaid in the same figures (a run dir is labelled by its folder name, or by `--labels`,
 one per run in order), e.g. two designs' learning curves against minutes of training side by side.
 Writes `loss.png`, `schedules.png`, `val_psnr.png`, `val_psnr_vs_minutes.png` and
-`val_psnr_per_frame.png` to `--out` (default `<dir>/plots`). With `logger=wandb` training sends the same curves to W&B itself (scalars per epoch
-and the per-frame PSNR as a table); `logger=[csv,wandb]` keeps the CSV files these figures need.
+`val_psnr_per_frame.png` to `--out` (default `<dir>/plots`). With `logger=wandb` training sends the same
+curves to W&B itself (scalars per epoch and the per-frame PSNR as a table); `logger=[csv,wandb]` keeps the
+CSV files these figures need.
 """
 from __future__ import annotations
 
