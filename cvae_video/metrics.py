@@ -10,11 +10,11 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from torchmetrics.utilities import dim_zero_cat
 
 
-def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B, T, C, H, W) images in [0, 1] -> PSNR in dB of each frame of each sample, (B, T)."""
+def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """(B, T, C, H, W) images in [0, data_range] -> PSNR in dB of each frame of each sample, (B, T)."""
     b, t = pred.shape[:2]
     values = peak_signal_noise_ratio(pred.flatten(0, 1).float(), target.flatten(0, 1).float(),
-                                     data_range=1.0, reduction="none", dim=(1, 2, 3))
+                                     data_range=data_range, reduction="none", dim=(1, 2, 3))
     return values.view(b, t)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,9 @@ from torch import nn
 from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, psnr_per_frame
 from cvae_video.networks import sequence_loss
+
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(UserError):
@@ -31,12 +35,16 @@ class CVAEModule(L.LightningModule):
     grad_clip_val: gradient-norm clipping (None: off).
     teacher_forcing_per: "batch" (a coin per batch) or "epoch" (one coin per epoch, as the lab's template).
     nan_patience: consecutive skipped steps (non-finite loss or gradient) before the run stops.
+    val_seed: the seed of validation's own z generator.
+    dead_margin_db: a validation whose PSNR is less than this far above copy-first-frame's prints (and logs) a
+        warning that the model has not learned beyond copying the first frame.
     run_config: the composed run config as plain containers, stored in checkpoints so evaluate/predict
         rebuild the same model from the checkpoint alone.
     """
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable, grad_clip_val: float | None = 1.0,
-                 teacher_forcing_per: str = "batch", nan_patience: int = 20, run_config: dict | None = None):
+                 teacher_forcing_per: str = "batch", nan_patience: int = 20, val_seed: int = 0, dead_margin_db: float = 2.0,
+                 run_config: dict | None = None):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
             raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
@@ -48,6 +56,7 @@ class CVAEModule(L.LightningModule):
         self.skipped_steps = 0          # consecutive steps skipped for a non-finite loss or gradient
         self.epoch_teacher_forcing = False
         self.val_psnr_curve = PerFrameMean()
+        self.copy_first_psnr_curve = PerFrameMean()   # the baseline a model must beat, on the same frames
 
     def on_fit_start(self) -> None:
         if self.trainer.precision == "16-mixed":   # on CPU Lightning turns it into bf16-mixed
@@ -62,8 +71,10 @@ class CVAEModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
                                                          "interval": "epoch", "name": "lr"}}
 
-    def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
-        """Inference: (B, 1, 3, H, W) first frame and (B, T, 3, H, W) poses -> (B, T, 3, H, W) video, z ~ N(0, I).
+    def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Inference: (B, 1, 3, H, W) first frame and (B, T, 3, H, W) poses -> (B, T, 3, H, W) video, z ~ N(0, I)
+        (drawn from `generator` when given, else from the global generator of the device).
 
         Never under autocast, also inside a mixed-precision Trainer's validation: evaluate and predict run the
         float32 weights without it, so validation reports their numbers, and no bf16 rounding compounds over
@@ -71,9 +82,13 @@ class CVAEModule(L.LightningModule):
         every weight at every step (H200, CUDA-graph rollout of 630 frames at batch 1: 0.486 s in float32,
         0.589 s under bf16 autocast).
         """
+        b, t, _, h, w = poses.shape
+        noise = self.net.standard_noise(b, t - 1, h, w, poses.device, generator)
         with torch.autocast(first_frame.device.type, enabled=False):
-            preds, _ = self.net.unroll(poses, first_frame, use_posterior=False, teacher_forcing=False)
-        return torch.cat([first_frame, preds], 1)
+            preds, _ = self.net.unroll(poses, first_frame, use_posterior=False, teacher_forcing=False, noise=noise)
+        # A network without an output sigmoid (model=seed_exact) feeds its raw outputs back, as the template does;
+        # the video it returns is clamped to the [0, 1] that scores, pictures and the submission need.
+        return torch.cat([first_frame, preds.clamp(0, 1)], 1)
 
     def weights_cast_once(self) -> contextlib.AbstractContextManager:
         """Under mixed precision, cast each weight to the low precision once per training step.
@@ -135,17 +150,30 @@ class CVAEModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.lr_schedulers().step()
 
+    def on_validation_epoch_start(self) -> None:
+        # Validation draws its z from its own generator, seeded alike every time: every validation of a run
+        # scores the same z, and how often it validates changes nothing that training draws.
+        self.val_generator = torch.Generator().manual_seed(self.hparams.val_seed)
+
     def validation_step(self, batch, batch_idx):
         frames, poses = batch                                               # (B, 630, 3, H, W)
-        video = self.rollout(frames[:, :1], poses)
+        video = self.rollout(frames[:, :1], poses, self.val_generator)
         self.val_psnr_curve.update(psnr_per_frame(video[:, 1:], frames[:, 1:]))  # (B, 629)
+        self.copy_first_psnr_curve.update(psnr_per_frame(frames[:, :1].expand_as(frames[:, 1:]), frames[:, 1:]))
 
     def on_validation_epoch_end(self) -> None:
-        curve = self.val_psnr_curve.compute()                               # (T - 1,)
+        curve, copy_first = self.val_psnr_curve.compute(), self.copy_first_psnr_curve.compute()   # (T - 1,) each
         self.val_psnr_curve.reset()
+        self.copy_first_psnr_curve.reset()
         self.log("val/psnr", curve.mean(), prog_bar=True)
+        self.log("val/psnr_over_copy_first", curve.mean() - copy_first.mean())
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
+        gain = (curve.mean() - copy_first.mean()).item()
+        if gain < self.hparams.dead_margin_db:
+            log.warning(f"epoch {self.current_epoch}, step {self.global_step}: val/psnr {curve.mean():.2f} dB is "
+                        f"{gain:+.2f} dB from copy-first-frame ({copy_first.mean():.2f} dB): the model has not "
+                        f"learned more than copying the first frame (margin {self.hparams.dead_margin_db:g} dB)")
         record = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
         with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")

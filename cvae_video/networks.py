@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SLOPE = 0.01  # LeakyReLU slope; the template's `LeakyReLU(True)` meant slope 1, i.e. no non-linearity
+SLOPE = 0.01  # LeakyReLU slope of the template's blocks
 # `time_chunk=None`: as many time steps per network call as keep a call within this many frames (B x steps).
 # Measured with `python -m cvae_video.bench --chunk-sweep ...`: on 2 CPU cores 4 frames per call beat both one
 # step per call and all steps at once (large calls spill out of the caches); a GPU wants few, large calls.
@@ -104,12 +104,15 @@ class StepwiseBatchNorm2d(nn.BatchNorm2d):
 
 
 class LabelEncoder(nn.Sequential):
-    """Pose images of S time steps (B, S, 3, H, W) -> features (B, S, L, H, W), in one call."""
+    """Pose images of S time steps (B, S, 3, H, W) -> features (B, S, L, H, W), in one call.
 
-    def __init__(self, out_ch: int):
+    slope: of the activation after the BatchNorm; the template's `LeakyReLU(True)` is slope 1 (none).
+    """
+
+    def __init__(self, out_ch: int, slope: float = SLOPE):
         super().__init__(
             nn.ReflectionPad2d(3), nn.Conv2d(3, out_ch // 2, 7), StepwiseBatchNorm2d(out_ch // 2),
-            nn.LeakyReLU(SLOPE), ResidualBlock(out_ch // 2, out_ch),
+            nn.LeakyReLU(slope), ResidualBlock(out_ch // 2, out_ch),
         )
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:
@@ -120,15 +123,18 @@ class LabelEncoder(nn.Sequential):
 
 
 class Posterior(nn.Module):
-    """q(z | frame_t, pose_t): (B, F, H, W), (B, L, H, W) -> mu, logvar, each (B, N, H, W)."""
+    """q(z | frame_t, pose_t): (B, F, H, W), (B, L, H, W) -> mu, logvar, each (B, N, H, W).
 
-    def __init__(self, in_ch: int, noise_ch: int):
+    slope: of the activation before the last 1x1 convolution; the template's `LeakyReLU(True)` is slope 1.
+    """
+
+    def __init__(self, in_ch: int, noise_ch: int, slope: float = SLOPE):
         super().__init__()
         n, quarter, half = noise_ch, max(noise_ch // 4, 1), max(noise_ch // 2, 1)
         self.net = nn.Sequential(
             ResidualBlock(in_ch, quarter), DepthConvBlock(quarter, quarter),
             ResidualBlock(quarter, half), DepthConvBlock(half, half),
-            ResidualBlock(half, n), nn.LeakyReLU(SLOPE), nn.Conv2d(n, 2 * n, 1),
+            ResidualBlock(half, n), nn.LeakyReLU(slope), nn.Conv2d(n, 2 * n, 1),
         )
 
     def forward(self, frame_feat: torch.Tensor, pose_feat: torch.Tensor):
@@ -148,15 +154,15 @@ class Fusion(nn.Sequential):
 
 
 class Generator(nn.Sequential):
-    """Fused features (B, D, H, W) -> frame (B, 3, H, W) in [0, 1] (the template lacked the sigmoid)."""
+    """Fused features (B, D, H, W) -> frame (B, 3, H, W); in [0, 1] with `sigmoid` (the template has none)."""
 
-    def __init__(self, in_ch: int):
+    def __init__(self, in_ch: int, sigmoid: bool = True):
         c = in_ch
         super().__init__(
             DepthConvBlock(c, c), ResidualBlock(c, c // 2), DepthConvBlock(c // 2, c // 2),
             ResidualBlock(c // 2, c // 4), DepthConvBlock(c // 4, c // 4),
             ResidualBlock(c // 4, c // 8), DepthConvBlock(c // 8, c // 8),
-            nn.Conv2d(c // 8, 3, 1), nn.Sigmoid(),
+            nn.Conv2d(c // 8, 3, 1), *([nn.Sigmoid()] if sigmoid else []),
         )
 
 
@@ -296,6 +302,17 @@ class SequenceCVAE(nn.Module):
             return tuple(torch.cat(p, 1) for p in zip(*parts))
         return torch.cat(parts, 1)
 
+    def standard_noise(self, batch: int, steps: int, height: int, width: int, device: torch.device,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard-normal draws behind z for `steps` predicted frames of (height, width): (B, steps, N, h, w) on
+        `device`, drawn from `generator` (on its own device: a CPU generator gives the same z on every device)
+        or else from the device's global generator."""
+        s = self.latent_scale
+        shape = (batch, steps, self.noise_dim, height // s, width // s)
+        if generator is None:
+            return torch.randn(shape, device=device)
+        return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
     def compile_step(self, mode: str = "reduce-overhead") -> None:
         """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
         self._compiled = CompiledStep(self.step, mode)
@@ -338,9 +355,7 @@ class SequenceCVAE(nn.Module):
         truth_feat = self._over_time(partial(per_frame, self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
         pose_feat = self._over_time(self.label_encoder, poses[:, 1:])                             # (B, T-1, L, H, W)
         if noise is None:
-            s = self.latent_scale
-            noise = torch.randn(b, steps - 1, self.noise_dim, h // s, w // s, device=poses.device,
-                                dtype=pose_feat.dtype)
+            noise = self.standard_noise(b, steps - 1, h, w, poses.device).to(pose_feat.dtype)
         if use_posterior:
             mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
             z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, h, w)
@@ -366,13 +381,14 @@ class PoseCVAE(SequenceCVAE):
     keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
 
     def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
+                 label_slope: float = SLOPE, posterior_slope: float = SLOPE, output_sigmoid: bool = True,
                  time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
         super().__init__(noise_dim, time_chunk, cuda_graphs)
         self.frame_encoder = FrameEncoder(frame_dim)
-        self.label_encoder = LabelEncoder(label_dim)
-        self.posterior = Posterior(frame_dim + label_dim, noise_dim)
+        self.label_encoder = LabelEncoder(label_dim, label_slope)
+        self.posterior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
         self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
-        self.generator = Generator(fusion_dim)
+        self.generator = Generator(fusion_dim, output_sigmoid)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 

@@ -9,10 +9,20 @@ import torch
 
 from cvae_video.metrics import psnr_per_frame, ssim_per_frame
 
+KAGGLE_FRAMES = slice(1, 601)   # the course's scorer: frames 1-600 of each sequence (not 0, not 601-629)
+
 
 def frame_scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
     """Predicted and true frames (B, T, 3, H, W) -> {"psnr": (B, T), "ssim": (B, T)}."""
     return {"psnr": psnr_per_frame(pred, truth), "ssim": ssim_per_frame(pred, truth)}
+
+
+def kaggle_psnr(video: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The course's Kaggle score per sequence: PSNR per frame on the rounded 0-255 pixels (as in the submission
+    file), over frames 1-600, averaged over those frames. Whole sequences (B, T, 3, H, W) in [0, 1], frame 0 the
+    given one -> (B,). Shorter sequences are scored over the frames they have."""
+    scored = (video[:, KAGGLE_FRAMES].clamp(0, 1) * 255).round(), (truth[:, KAGGLE_FRAMES] * 255).round()
+    return psnr_per_frame(*scored, data_range=255.0).mean(1)
 
 
 def summary(scores: dict[str, torch.Tensor]) -> dict:

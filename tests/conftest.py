@@ -7,6 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.data.synthetic import generate
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")

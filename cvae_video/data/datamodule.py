@@ -2,8 +2,8 @@
 
 The decoded images stay in memory as uint8 (23,410 x 3 x 32 x 64 frames is 144 MB) and become floats
 in [0, 1] per batch. Training on a GPU with `num_workers: 0`, the training frames and poses are kept on
-the GPU (`device_cache`), so batches never cross the PCIe bus. With `synthetic` settings the data set is
-generated in `prepare_data` when `root` does not exist yet.
+the GPU (`device_cache`), so batches never cross the PCIe bus. With `synthetic` settings (the keyword
+arguments of `synthetic.generate`) the data set is generated in `prepare_data` when `root` does not exist yet.
 """
 from __future__ import annotations
 

@@ -1,151 +1,43 @@
-"""A synthetic LAB4-style data set: a stick figure that dances, drawn with pillow.
+"""Synthetic data sets in the course's LAB4 layout, generated on first use (`data=synthetic`, the default).
 
-Every video draws a new appearance (background colour and texture, limb colours and widths, body
-proportions, head size) and a smooth random dance (joint angles and a body position that wanders
-across the frame, each a sum of slow sinusoids). A frame is a deterministic function of
-(appearance, pose) and the appearance is fully visible in frame 0, so a model can learn the task;
-the label is the pose as a pose estimator renders it: coloured limbs on black.
+A scene draws videos as (frame, pose image) pairs: `performer` (the default) is one performer in one
+room, shaped like the course's data; `many_looks` draws a new look for every video. This module writes
+a scene's videos in the LAB4 layout, plus two additions the loader uses when present:
+`train/segments.json` (first frame index of each video, so training clips never span two videos) and
+`test/test_gt/{i}/frame{k}.png` (the held-out test frames, for scoring predictions).
 
-The folders follow the course's layout (see LAB4_FACTS.md), plus two additions the loader uses
-when present: `train/segments.json` (first frame index of each video, so training clips never span
-two videos) and `test/test_gt/{i}/frame{k}.png` (held-out test frames, for scoring predictions).
+Every video has its own random stream, (seed, split, video), so the set is the same whatever the number
+of worker processes, and the validation and test sequences do not depend on the training set's size.
 
-    python -m cvae_video.data.synthetic --root data/synthetic --seed 0
+    python -m cvae_video.data.synthetic --root data/performer_v1 [--scene performer] [--seed 0]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import shutil
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-# Limbs as (from joint, to joint); the label palette gives each limb its own colour, as OpenPose does.
-LIMBS = [("hip", "neck"), ("neck", "head"),
-         ("neck", "l_elbow"), ("l_elbow", "l_hand"), ("neck", "r_elbow"), ("r_elbow", "r_hand"),
-         ("hip", "l_knee"), ("l_knee", "l_foot"), ("hip", "r_knee"), ("r_knee", "r_foot")]
-LABEL_PALETTE = [(255, 0, 0), (255, 170, 0), (170, 255, 0), (0, 255, 0), (0, 255, 170),
-                 (0, 170, 255), (0, 0, 255), (170, 0, 255), (255, 0, 170), (255, 255, 255)]
-SUPERSAMPLE = 4  # draw at 4x the saved size, then downsample: smooth edges
+from cvae_video.data import many_looks, performer
+from cvae_video.errors import UserError
+
+SCENES = {"performer": performer.draw_video, "many_looks": many_looks.draw_video}
+SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-@dataclass
-class Appearance:
-    background: tuple        # RGB
-    texture: str             # "flat", "stripes", "checker" or "gradient"
-    texture_colour: tuple
-    texture_period: float    # fraction of the frame height
-    limb_colours: list       # one RGB per limb
-    limb_widths: list        # fraction of the frame height, one per limb
-    lengths: dict            # segment lengths, fraction of the frame height
-    head_radius: float
-
-
-def random_appearance(rng: np.random.Generator) -> Appearance:
-    colour = lambda: tuple(int(c) for c in rng.integers(0, 256, 3))
-    torso, arm, leg = colour(), colour(), colour()
-    limb_colours = [torso, colour()] + [arm] * 4 + [leg] * 4
-    return Appearance(
-        background=colour(), texture=str(rng.choice(["flat", "stripes", "checker", "gradient"])),
-        texture_colour=colour(), texture_period=float(rng.uniform(0.15, 0.5)),
-        limb_colours=limb_colours,
-        limb_widths=[float(rng.uniform(0.05, 0.12))] + [float(rng.uniform(0.03, 0.06))] + [float(rng.uniform(0.03, 0.08))] * 4
-        + [float(rng.uniform(0.04, 0.09))] * 4,
-        lengths={"torso": float(rng.uniform(0.22, 0.32)), "neck": float(rng.uniform(0.06, 0.1)),
-                 "upper_arm": float(rng.uniform(0.12, 0.18)), "fore_arm": float(rng.uniform(0.1, 0.16)),
-                 "thigh": float(rng.uniform(0.15, 0.22)), "shin": float(rng.uniform(0.13, 0.2))},
-        head_radius=float(rng.uniform(0.06, 0.1)),
-    )
-
-
-def random_dance(rng: np.random.Generator, frames: int, fps: float = 30.0) -> dict[str, np.ndarray]:
-    """Smooth trajectories of the pose parameters: each a base value plus three random sinusoids."""
-    t = np.arange(frames) / fps
-
-    def wave(base: float, amplitude: float) -> np.ndarray:
-        freqs = rng.uniform(0.05, 0.6, 3)
-        phases = rng.uniform(0, 2 * math.pi, 3)
-        weights = rng.dirichlet(np.ones(3)) * amplitude
-        return base + sum(w * np.sin(2 * math.pi * f * t + p) for w, f, p in zip(weights, freqs, phases))
-
-    return {
-        "x": wave(0.5, 0.3),             # hip position, fraction of the width: wanders across the frame
-        "y": wave(0.58, 0.05),           # fraction of the height
-        "torso": wave(0.0, 0.35),        # radians from vertical
-        "l_shoulder": wave(-2.3, 1.0), "r_shoulder": wave(2.3, 1.0),
-        "l_elbow": wave(0.6, 0.6), "r_elbow": wave(-0.6, 0.6),
-        "l_hip": wave(-0.3, 0.4), "r_hip": wave(0.3, 0.4),
-        "l_knee": wave(0.3, 0.4), "r_knee": wave(-0.3, 0.4),
-    }
-
-
-def joints(pose: dict[str, float], look: Appearance, height: float, width: float) -> dict[str, tuple]:
-    """Joint positions in pixels; angles are measured from 'straight down' (0) counter-clockwise."""
-    def step(origin, angle, length):
-        return origin[0] + math.sin(angle) * length * height, origin[1] + math.cos(angle) * length * height
-
-    L = look.lengths
-    hip = (pose["x"] * width, pose["y"] * height)
-    up = math.pi + pose["torso"]
-    neck = step(hip, up, L["torso"])
-    j = {"hip": hip, "neck": neck, "head": step(neck, up, L["neck"] + look.head_radius)}
-    for side in ("l", "r"):
-        elbow = step(neck, up + pose[f"{side}_shoulder"], L["upper_arm"])
-        j[f"{side}_elbow"] = elbow
-        j[f"{side}_hand"] = step(elbow, up + pose[f"{side}_shoulder"] + pose[f"{side}_elbow"], L["fore_arm"])
-        knee = step(hip, pose["torso"] + pose[f"{side}_hip"], L["thigh"])
-        j[f"{side}_knee"] = knee
-        j[f"{side}_foot"] = step(knee, pose["torso"] + pose[f"{side}_hip"] + pose[f"{side}_knee"], L["shin"])
-    return j
-
-
-def background(look: Appearance, height: int, width: int) -> Image.Image:
-    img = Image.new("RGB", (width, height), look.background)
-    draw = ImageDraw.Draw(img)
-    period = max(2, int(look.texture_period * height))
-    if look.texture == "stripes":
-        for x in range(0, width, 2 * period):
-            draw.rectangle([x, 0, x + period - 1, height], fill=look.texture_colour)
-    elif look.texture == "checker":
-        for y in range(0, height, period):
-            for x in range((y // period % 2) * period, width, 2 * period):
-                draw.rectangle([x, y, x + period - 1, y + period - 1], fill=look.texture_colour)
-    elif look.texture == "gradient":
-        for y in range(height):
-            a = y / max(1, height - 1)
-            draw.line([0, y, width, y], fill=tuple(int((1 - a) * b + a * c) for b, c in
-                                                   zip(look.background, look.texture_colour)))
-    return img
-
-
-def render(pose: dict[str, float], look: Appearance, size: tuple[int, int], backdrop: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """(frame, label) at `size` = (H, W); `backdrop` is the appearance's background at the drawing scale."""
-    height, width = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
-    j = joints(pose, look, height, width)
-    frame, label = backdrop.copy(), Image.new("RGB", (width, height))
-    draw_frame, draw_label = ImageDraw.Draw(frame), ImageDraw.Draw(label)
-    for (a, b), colour, thickness, label_colour in zip(LIMBS, look.limb_colours, look.limb_widths, LABEL_PALETTE):
-        draw_frame.line([j[a], j[b]], fill=colour, width=max(1, int(thickness * height)))
-        draw_label.line([j[a], j[b]], fill=label_colour, width=max(1, int(0.035 * height)))
-    r = look.head_radius * height
-    hx, hy = j["head"]
-    draw_frame.ellipse([hx - r, hy - r, hx + r, hy + r], fill=look.limb_colours[1])
-    out = (size[1], size[0])
-    return frame.resize(out, Image.BOX), label.resize(out, Image.BOX)
-
-
-def write_video(rng: np.random.Generator, length: int, size: tuple[int, int], frame_dir: Path | None,
-                label_dir: Path, first_index: int = 0, first_frame_dir: Path | None = None) -> None:
-    """Draw one video and save it; `first_frame_dir` gets frame 0 only (the test split's layout)."""
-    look = random_appearance(rng)
-    dance = random_dance(rng, length)
-    backdrop = background(look, size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE)
-    for k in range(length):
-        frame, label = render({name: float(v[k]) for name, v in dance.items()}, look, size, backdrop)
+def _write_video(scene: str, look: int, seed: int, split: str, video: int, length: int, size: tuple[int, int],
+                 frame_dir: Path | None, label_dir: Path, first_index: int = 0,
+                 first_frame_dir: Path | None = None) -> None:
+    """Draw one video and save its PNGs; `first_frame_dir` gets frame 0 only (the test split's layout)."""
+    rng = np.random.default_rng([seed, SPLITS[split], video])
+    draw = partial(performer.draw_video, look=look) if scene == "performer" else SCENES[scene]
+    for k, (frame, label) in enumerate(draw(rng, length, size)):
         name = f"frame{first_index + k}.png"
         label.save(label_dir / name)
         if frame_dir is not None:
@@ -154,51 +46,72 @@ def write_video(rng: np.random.Generator, length: int, size: tuple[int, int], fr
             frame.save(first_frame_dir / name)
 
 
-def generate(root: str | Path, seed: int = 0, train_videos: int = 24, train_video_len: int = 160,
-             val_videos: int = 1, test_videos: int = 5, sequence_len: int = 630,
-             height: int = 32, width: int = 64) -> Path:
-    """Write the whole data set under `root` (built in a temporary folder, then renamed into place)."""
+def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: int = 0, train_videos: int = 38,
+             train_video_len: int = 616, val_videos: int = 1, test_videos: int = 5, sequence_len: int = 630,
+             height: int = 32, width: int = 64, workers: int | None = None) -> Path:
+    """Write the whole data set under `root` (built in a temporary folder, then renamed into place).
+
+    The defaults are the course's sizes: 38 x 616 = 23,408 training frames, one validation sequence and
+    five test sequences of 630 frames. `look` picks the performer's look (`performer.look_of`: 0 is the course's).
+    `workers` processes draw videos in parallel (None: one per core for a large set, else none).
+    """
+    if scene not in SCENES:
+        raise UserError(f"data.synthetic.scene: unknown scene {scene!r}; choose one of {sorted(SCENES)}")
+    if look and scene != "performer":
+        raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
     root = Path(root)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     size = (height, width)
-    # One random stream per split: the validation and test sequences do not depend on the training set's size.
-    train_rng, val_rng, test_rng = (np.random.default_rng([seed, split]) for split in range(3))
-    dirs = {name: tmp / name for name in ("train/train_img", "train/train_label", "val/val_img", "val/val_label")}
-    for d in dirs.values():
+    jobs = []
+    split_dirs = {split: (tmp / split / f"{split}_img", tmp / split / f"{split}_label") for split in ("train", "val")}
+    for d in (d for pair in split_dirs.values() for d in pair):
         d.mkdir(parents=True)
-    starts = []
-    for v in range(train_videos):
-        starts.append(v * train_video_len)
-        write_video(train_rng, train_video_len, size, dirs["train/train_img"], dirs["train/train_label"], starts[-1])
+    starts = [v * train_video_len for v in range(train_videos)]
     (tmp / "train" / "segments.json").write_text(json.dumps({"starts": starts}))
+    for v, start in enumerate(starts):
+        jobs.append(("train", v, train_video_len, *split_dirs["train"], start))
     for v in range(val_videos):
-        write_video(val_rng, sequence_len, size, dirs["val/val_img"], dirs["val/val_label"], v * sequence_len)
+        jobs.append(("val", v, sequence_len, *split_dirs["val"], v * sequence_len))
     for i in range(test_videos):
         first, labels, truth = (tmp / "test" / sub / str(i) for sub in ("test_img", "test_label", "test_gt"))
         for d in (first, labels, truth):
             d.mkdir(parents=True)
-        write_video(test_rng, sequence_len, size, truth, labels, first_frame_dir=first)
+        jobs.append(("test", i, sequence_len, truth, labels, 0, first))
+    frames = sum(job[2] for job in jobs)
+    workers = workers or (os.cpu_count() or 1 if frames > 5000 else 1)   # a process costs ~1 s to start
+    if workers == 1:
+        for job in jobs:
+            _write_video(scene, look, seed, job[0], job[1], job[2], size, *job[3:])
+    else:   # spawn: the workers need neither torch nor the parent's threads
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_write_video, scene, look, seed, job[0], job[1], job[2], size, *job[3:])
+                       for job in jobs]
+            for future in futures:
+                future.result()
     tmp.rename(root)
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", default="data/synthetic", help="folder to create (must not exist)")
+    p.add_argument("--root", default="data/performer_v1", help="folder to create (must not exist)")
+    p.add_argument("--scene", default="performer", choices=sorted(SCENES))
+    p.add_argument("--look", type=int, default=0, help="the performer's look: 0 the course's, others drawn (held-out sets)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-videos", type=int, default=24)
-    p.add_argument("--train-video-len", type=int, default=160)
+    p.add_argument("--train-videos", type=int, default=38)
+    p.add_argument("--train-video-len", type=int, default=616)
     p.add_argument("--val-videos", type=int, default=1)
     p.add_argument("--test-videos", type=int, default=5)
     p.add_argument("--sequence-len", type=int, default=630)
-    p.add_argument("--height", type=int, default=32)
-    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--height", type=int, default=32, help="image height on disk (the loader resizes)")
+    p.add_argument("--width", type=int, default=64, help="image width on disk")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     a = p.parse_args(argv)
     if Path(a.root).exists():
         raise SystemExit(f"error: {a.root} already exists; remove it or pick another --root")
-    root = generate(a.root, a.seed, a.train_videos, a.train_video_len, a.val_videos, a.test_videos,
-                    a.sequence_len, a.height, a.width)
+    root = generate(a.root, a.scene, a.look, a.seed, a.train_videos, a.train_video_len, a.val_videos, a.test_videos,
+                    a.sequence_len, a.height, a.width, a.workers)
     print(f"wrote {root}")
 
 
