@@ -9,13 +9,16 @@ from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.utilities import dim_zero_cat
 
+PSNR_CEILING = 100.0   # dB: identical frames score this instead of infinity (JSON files stay finite)
+
 
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """(B, T, C, H, W) images in [0, data_range] -> PSNR in dB of each frame of each sample, (B, T)."""
+    """(B, T, C, H, W) images in [0, data_range] -> PSNR in dB of each frame of each sample, (B, T), at most
+    PSNR_CEILING."""
     b, t = pred.shape[:2]
     values = peak_signal_noise_ratio(pred.flatten(0, 1).float(), target.flatten(0, 1).float(),
                                      data_range=data_range, reduction="none", dim=(1, 2, 3))
-    return values.view(b, t)
+    return values.clamp(max=PSNR_CEILING).view(b, t)
 
 
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

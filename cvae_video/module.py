@@ -33,6 +33,11 @@ class CVAEModule(L.LightningModule):
     optimizer: a partial taking `params` (Hydra `_partial_`), e.g. torch.optim.AdamW with lr, betas, weight_decay.
     scheduler: a partial taking `optimizer`, stepped once per epoch.
     grad_clip_val: gradient-norm clipping (None: off).
+    clip_per_network: clip the gradient of each network of `net` (its direct children: encoders, posterior,
+        fusion, generator) to `grad_clip_val` on its own, instead of all gradients together (the lab's). Together,
+        the KL's gradient when beta first rises (norm ~2,000 against ~3 for the reconstruction's) scales the
+        decoder's gradient down ~1,000-fold for Adam, whose second moments remember the old scale: the decoder
+        stops learning while the posterior reshapes z under it (README, "Deviations from the lab's recipe").
     teacher_forcing_per: "batch" (a coin per batch) or "epoch" (one coin per epoch, as the lab's template).
     nan_patience: consecutive skipped steps (non-finite loss or gradient) before the run stops.
     val_seed: the seed of validation's own z generator.
@@ -43,7 +48,7 @@ class CVAEModule(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable, grad_clip_val: float | None = 1.0,
-                 teacher_forcing_per: str = "batch", nan_patience: int = 20, val_seed: int = 0, dead_margin_db: float = 2.0,
+                 clip_per_network: bool = False, teacher_forcing_per: str = "batch", nan_patience: int = 20, val_seed: int = 0, dead_margin_db: float = 2.0,
                  run_config: dict | None = None):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
@@ -127,7 +132,10 @@ class CVAEModule(L.LightningModule):
         # gradients are the all-reduced ones under DDP, so every rank skips or steps alike.
         finite = bool(torch.isfinite(grad_norm))
         if finite:
-            if self.hparams.grad_clip_val:
+            if self.hparams.grad_clip_val and self.hparams.clip_per_network:
+                for network in self.net.children():
+                    torch.nn.utils.clip_grad_norm_(network.parameters(), self.hparams.grad_clip_val)
+            elif self.hparams.grad_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip_val,
                                     gradient_clip_algorithm="norm")
             optimizer.step()

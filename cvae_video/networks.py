@@ -156,7 +156,7 @@ class Fusion(nn.Sequential):
 class Generator(nn.Sequential):
     """Fused features (B, D, H, W) -> frame (B, 3, H, W); in [0, 1] with `sigmoid` (the template has none)."""
 
-    def __init__(self, in_ch: int, sigmoid: bool = True):
+    def __init__(self, in_ch: int, sigmoid: bool = False):
         c = in_ch
         super().__init__(
             DepthConvBlock(c, c), ResidualBlock(c, c // 2), DepthConvBlock(c // 2, c // 2),
@@ -381,7 +381,7 @@ class PoseCVAE(SequenceCVAE):
     keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
 
     def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
-                 label_slope: float = SLOPE, posterior_slope: float = SLOPE, output_sigmoid: bool = True,
+                 label_slope: float = SLOPE, posterior_slope: float = SLOPE, output_sigmoid: bool = False,
                  time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
         super().__init__(noise_dim, time_chunk, cuda_graphs)
         self.frame_encoder = FrameEncoder(frame_dim)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from cvae_video.checkpoints import check_matches, read_checkpoint
@@ -37,8 +39,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path is not None:
         check_matches(module, read_checkpoint(ckpt_path), ckpt_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    if not cfg.trainer.enable_progress_bar:   # trainer.enable_progress_bar=false: no bar, also not the config's
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in cfg.logger.values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as err:   # a Trainer option Lightning refuses: its message, on one line
+        raise UserError(f"trainer: {' '.join(str(err.__cause__ or err).split())}") from None
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -25,7 +25,7 @@ def tiny_overrides(root: Path, out: Path) -> list[str]:
     return [f"data.root={root}", f"paths.output_dir={out}", "model=small", "data.train_vi_len=6",
             "data.val_vi_len=12", "data.batch_size=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.enable_model_summary=false",
-            "trainer.log_every_n_steps=1"]
+            "trainer.log_every_n_steps=1", "trainer.val_check_interval=1.0"]
 
 
 @pytest.fixture

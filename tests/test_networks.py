@@ -26,12 +26,13 @@ def encoder_inputs(net, **unroll_kwargs):
 
 @pytest.mark.parametrize("design", [small, compositing])
 @pytest.mark.parametrize("teacher_forcing", [True, False])
-def test_shapes_and_output_range(design, teacher_forcing):
+def test_shapes(design, teacher_forcing):
     net = design()
     frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
     preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
     assert preds.shape == (2, 4, 3, 8, 16) and kls.shape == (4,)
-    assert preds.min() >= 0 and preds.max() <= 1
+    if design is compositing:   # a blend of frames and colours; the template's generator is linear, as the lab's
+        assert preds.min() >= 0 and preds.max() <= 1
 
 
 def test_compositing_latent_is_at_quarter_resolution():

@@ -120,3 +120,40 @@ def test_wandb_logger_runs_offline(compose_train, tiny_root, tmp_path, monkeypat
     tables = list(runs[0].rglob("psnr_per_frame*.table.json"))   # the per-frame validation curve
     table = json.loads(tables[0].read_text())
     assert table["columns"] == ["frame", "psnr"] and len(table["data"]) == 11
+
+
+@pytest.mark.parametrize("margin,warned", [(1000.0, True), (-1000.0, False)])
+def test_a_validation_near_copy_first_frame_says_so(compose_train, tiny_root, tmp_path, caplog, margin, warned):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [f"module.dead_margin_db={margin}"])
+    metrics = train(cfg)
+    assert "val/psnr_over_copy_first" in metrics
+    lines = [r.getMessage() for r in caplog.records if "copy-first-frame" in r.getMessage()]
+    assert bool(lines) == warned
+    if warned:
+        assert f"val/psnr {metrics['val/psnr']:.2f} dB" in lines[0]
+
+
+def test_validating_mid_epoch_does_not_change_training(compose_train, tiny_root, tmp_path):
+    """Validation draws z from its own generator: training draws the same z whether it validates or not."""
+    weights = []
+    for name, val in (("often", ["trainer.val_check_interval=1"]), ("never", ["trainer.limit_val_batches=0"])):
+        out = tmp_path / name
+        train(compose_train(tiny_overrides(tiny_root, out) + ["trainer.limit_train_batches=3", "kl=none"] + val))
+        weights.append(torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_seed_exact_is_the_courses_network_and_its_videos_are_clamped(compose_train, tmp_path):
+    cfg = compose_train([f"paths.output_dir={tmp_path}", "model=seed_exact", "model.frame_dim=16", "model.label_dim=8",
+                         "model.noise_dim=4", "model.fusion_dim=16"])
+    module = instantiate(cfg.module, _partial_=True)(run_config=None)
+    layers = list(module.net.modules())
+    assert not any(isinstance(m, torch.nn.Sigmoid) for m in layers)
+    assert sum(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == 1.0 for m in layers) == 2
+    torch.nn.init.constant_(module.net.generator[-1].bias, 3.0)          # raw outputs far above 1
+    poses, first = torch.rand(1, 5, 3, 32, 64), torch.rand(1, 1, 3, 32, 64)
+    with torch.no_grad():
+        video = module.rollout(first, poses)
+        raw, _ = module.net.unroll(poses, first, use_posterior=False, teacher_forcing=False)
+    assert raw.max() > 1.5 and video.min() >= 0 and video.max() <= 1
