@@ -158,7 +158,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     common = [f"data.root={data}", "model=small", "data.frame_H=16", "data.frame_W=32", "data.train_vi_len=4",
               "data.val_vi_len=6", "data.batch_size=1", "trainer.max_epochs=3", "kl=monotonic", "kl.ratio=0.7",
               "tfr.tfr_sde=0", "tfr.tfr_d_step=0.4", "lr=multistep", "lr.scheduler.milestones=[1,2]",
-              "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.log_every_n_steps=1"]
+              "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.log_every_n_steps=1",
+              "trainer.val_check_interval=1.0"]   # checkpoints at epoch ends: resume from one
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli(*common, f"hydra.run.dir={straight}").returncode == 0
 

@@ -105,7 +105,10 @@ class LAB4DataModule(L.LightningDataModule):
                           drop_last=len(self.train_set) > batch_size, num_workers=self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.val_batch_size, num_workers=self.hparams.num_workers)
+        # Its own generator: creating a loader's iterator draws a seed, which would otherwise come from the global
+        # generator and shift what training draws next by how often the run validates.
+        return DataLoader(self.val_set, batch_size=self.hparams.val_batch_size, num_workers=self.hparams.num_workers,
+                          generator=torch.Generator().manual_seed(0))
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=len(self.test_set), num_workers=self.hparams.num_workers)
