@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from cvae_video.errors import UserError
 from cvae_video.train import train
 from tests.conftest import CONF_DIR, tiny_overrides
 
@@ -157,3 +158,10 @@ def test_seed_exact_is_the_courses_network_and_its_videos_are_clamped(compose_tr
         video = module.rollout(first, poses)
         raw, _ = module.net.unroll(poses, first, use_posterior=False, teacher_forcing=False)
     assert raw.max() > 1.5 and video.min() >= 0 and video.max() <= 1
+
+
+def test_progress_bar_off_trains_and_a_refused_trainer_option_is_one_line(compose_train, tiny_root, tmp_path):
+    overrides = [o for o in tiny_overrides(tiny_root, tmp_path) if o != "~callbacks.progress_bar"]
+    assert "val/psnr" in train(compose_train(overrides))              # the config's RichProgressBar is left out
+    with pytest.raises(UserError, match=r"^trainer: .*val_check_interval"):
+        train(compose_train(tiny_overrides(tiny_root, tmp_path / "bad") + ["trainer.val_check_interval=-3"]))
