@@ -48,8 +48,8 @@ class CVAEModule(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable, grad_clip_val: float | None = 1.0,
-                 clip_per_network: bool = False, teacher_forcing_per: str = "batch", nan_patience: int = 20, val_seed: int = 0, dead_margin_db: float = 2.0,
-                 run_config: dict | None = None):
+                 clip_per_network: bool = False, teacher_forcing_per: str = "batch", nan_patience: int = 20,
+                 val_seed: int = 0, dead_margin_db: float = 2.0, run_config: dict | None = None):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
             raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")

@@ -303,15 +303,15 @@ class SequenceCVAE(nn.Module):
         return torch.cat(parts, 1)
 
     def standard_noise(self, batch: int, steps: int, height: int, width: int, device: torch.device,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Standard-normal draws behind z for `steps` predicted frames of (height, width): (B, steps, N, h, w) on
         `device`, drawn from `generator` (on its own device: a CPU generator gives the same z on every device)
         or else from the device's global generator."""
         s = self.latent_scale
         shape = (batch, steps, self.noise_dim, height // s, width // s)
         if generator is None:
-            return torch.randn(shape, device=device)
-        return torch.randn(shape, generator=generator, device=generator.device).to(device)
+            return torch.randn(shape, device=device, dtype=dtype)
+        return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
     def compile_step(self, mode: str = "reduce-overhead") -> None:
         """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
@@ -355,7 +355,7 @@ class SequenceCVAE(nn.Module):
         truth_feat = self._over_time(partial(per_frame, self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
         pose_feat = self._over_time(self.label_encoder, poses[:, 1:])                             # (B, T-1, L, H, W)
         if noise is None:
-            noise = self.standard_noise(b, steps - 1, h, w, poses.device).to(pose_feat.dtype)
+            noise = self.standard_noise(b, steps - 1, h, w, poses.device, dtype=pose_feat.dtype)
         if use_posterior:
             mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
             z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, h, w)
