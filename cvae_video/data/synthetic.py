@@ -31,12 +31,12 @@ SCENES = {"performer": performer.draw_video, "many_looks": many_looks.draw_video
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-def _write_video(scene: str, look: int, seed: int, split: str, video: int, length: int, size: tuple[int, int],
+def _write_video(draw, seed: int, split: str, video: int, length: int, size: tuple[int, int],
                  frame_dir: Path | None, label_dir: Path, first_index: int = 0,
                  first_frame_dir: Path | None = None) -> None:
-    """Draw one video and save its PNGs; `first_frame_dir` gets frame 0 only (the test split's layout)."""
+    """Draw one video with `draw` (a scene's `draw_video`) and save its PNGs; `first_frame_dir` gets frame 0
+    only (the test split's layout)."""
     rng = np.random.default_rng([seed, SPLITS[split], video])
-    draw = partial(performer.draw_video, look=look) if scene == "performer" else SCENES[scene]
     for k, (frame, label) in enumerate(draw(rng, length, size)):
         name = f"frame{first_index + k}.png"
         label.save(label_dir / name)
@@ -59,35 +59,33 @@ def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: in
         raise UserError(f"data.synthetic.scene: unknown scene {scene!r}; choose one of {sorted(SCENES)}")
     if look and scene != "performer":
         raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
+    draw = partial(performer.draw_video, look=look) if look else SCENES[scene]
     root = Path(root)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    size = (height, width)
+    video = partial(_write_video, draw, seed, size=(height, width))   # one job per video, each its own stream
     jobs = []
-    split_dirs = {split: (tmp / split / f"{split}_img", tmp / split / f"{split}_label") for split in ("train", "val")}
-    for d in (d for pair in split_dirs.values() for d in pair):
-        d.mkdir(parents=True)
+    for split, count, length in (("train", train_videos, train_video_len), ("val", val_videos, sequence_len)):
+        images, labels = tmp / split / f"{split}_img", tmp / split / f"{split}_label"
+        images.mkdir(parents=True)
+        labels.mkdir(parents=True)
+        jobs += [partial(video, split, v, length, frame_dir=images, label_dir=labels, first_index=v * length)
+                 for v in range(count)]
     starts = [v * train_video_len for v in range(train_videos)]
     (tmp / "train" / "segments.json").write_text(json.dumps({"starts": starts}))
-    for v, start in enumerate(starts):
-        jobs.append(("train", v, train_video_len, *split_dirs["train"], start))
-    for v in range(val_videos):
-        jobs.append(("val", v, sequence_len, *split_dirs["val"], v * sequence_len))
     for i in range(test_videos):
         first, labels, truth = (tmp / "test" / sub / str(i) for sub in ("test_img", "test_label", "test_gt"))
         for d in (first, labels, truth):
             d.mkdir(parents=True)
-        jobs.append(("test", i, sequence_len, truth, labels, 0, first))
-    frames = sum(job[2] for job in jobs)
+        jobs.append(partial(video, "test", i, sequence_len, frame_dir=truth, label_dir=labels, first_frame_dir=first))
+    frames = train_videos * train_video_len + (val_videos + test_videos) * sequence_len
     workers = workers or (os.cpu_count() or 1 if frames > 5000 else 1)   # a process costs ~1 s to start
     if workers == 1:
         for job in jobs:
-            _write_video(scene, look, seed, job[0], job[1], job[2], size, *job[3:])
+            job()
     else:   # spawn: the workers need neither torch nor the parent's threads
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_write_video, scene, look, seed, job[0], job[1], job[2], size, *job[3:])
-                       for job in jobs]
-            for future in futures:
+            for future in [pool.submit(job) for job in jobs]:
                 future.result()
     tmp.rename(root)
     return root
@@ -97,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default="data/performer_v1", help="folder to create (must not exist)")
     p.add_argument("--scene", default="performer", choices=sorted(SCENES))
-    p.add_argument("--look", type=int, default=0, help="the performer's look: 0 the course's, others drawn (held-out sets)")
+    p.add_argument("--look", type=int, default=0,
+                   help="the performer's look: 0 the course's, others drawn (held-out sets)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-videos", type=int, default=38)
     p.add_argument("--train-video-len", type=int, default=616)
