@@ -27,19 +27,24 @@ class EpochSchedule(L.Callback):
 
 
 class RNGState(L.Callback):
-    """Saves the Python, NumPy and torch random states in every checkpoint and restores them on resume,
-    so a resumed run draws the same teacher-forcing coins, shuffles and z as an uninterrupted one."""
+    """Saves the Python, NumPy, torch CPU and every CUDA device's random states in every checkpoint and
+    restores them on resume, so a resumed run draws the same teacher-forcing coins, shuffles and z as an
+    uninterrupted one (on a GPU, z comes from the CUDA generator)."""
 
     def state_dict(self) -> dict:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
         numpy_state = [kind, keys.tolist(), pos, has_gauss, gauss]  # plain types: loads with weights_only=True
-        return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(), "cuda": cuda}
 
     def load_state_dict(self, state: dict) -> None:
         kind, keys, pos, has_gauss, gauss = state["numpy"]
         random.setstate(state["python"])
         np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
         torch.set_rng_state(state["torch"])
+        # absent in older checkpoints; a machine with fewer (or no) CUDA devices restores those it has
+        for device, cuda_state in enumerate(state.get("cuda", [])[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, device)
 
 
 class TrainingMinutes(L.Callback):

@@ -51,6 +51,18 @@ def test_clips_never_span_two_videos(tmp_path):
     assert dm.train_set.windows == [0, 5]               # [0..2] and [5..7]; [3..5] would cross into video 2
 
 
+def test_frame_step_spreads_a_clip_over_its_video(tmp_path):
+    write_split(tmp_path, "train", 20)
+    (tmp_path / "train" / "segments.json").write_text(json.dumps({"starts": [0, 12]}))
+    write_split(tmp_path, "val", 4)
+    dm = LAB4DataModule(str(tmp_path), train_vi_len=4, train_frame_step=3, val_vi_len=4, shuffle=False)
+    dm.setup("fit")
+    assert dm.train_set.windows == [0, 1, 2]           # span 10 frames, starts 4 // 3 = 1 apart; video 2 too short
+    frames, poses = dm.train_set[2]
+    assert [round(v * 255) for v in frames[:, 0, 0, 0].tolist()] == [2, 5, 8, 11]
+    assert [round(v * 255) for v in poses[:, 0, 0, 0].tolist()] == [102, 105, 108, 111]
+
+
 def test_partial_keeps_a_fraction_of_the_clips(tmp_path):
     write_split(tmp_path, "train", 40)
     write_split(tmp_path, "val", 4)

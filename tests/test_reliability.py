@@ -84,7 +84,10 @@ def test_mixed_sizes_name_the_odd_file_and_both_sizes(data):
 
 
 def test_empty_split_and_lengths(data):
-    assert "fewer than data.train_vi_len=30" in setup_error(data, train_vi_len=30)
+    assert "fewer than a clip spans (30: data.train_vi_len=30" in setup_error(data, train_vi_len=30)
+    assert "fewer than a clip spans (34: data.train_vi_len=12, data.train_frame_step=3)" in setup_error(
+        data, train_vi_len=12, train_frame_step=3)
+    assert "data.train_frame_step=0: must be at least 1" in setup_error(data, train_frame_step=0)
     assert "shorter than the rollout data.val_vi_len=13" in setup_error(data, val_vi_len=13)
     assert "test sequence 0: 12 pose images, shorter than data.val_vi_len=13" in setup_error(data, "test", val_vi_len=13)
     for p in (data / "val/val_img").iterdir():
@@ -151,11 +154,17 @@ def read_epochs(run_dir: Path) -> dict[int, dict[str, float]]:
     return epochs
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("device", [pytest.param([], id="cpu"), pytest.param(   # on CUDA, z comes from its generator
+    ["trainer=gpu", "trainer.precision=32-true", "trainer.deterministic=true", "trainer.benchmark=false"],
+    marks=CUDA, id="cuda")])
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, device):
     data = generate(tmp_path / "data", seed=1, train_videos=2, train_video_len=12, val_videos=1, test_videos=1,
                     sequence_len=6, height=16, width=32)
-    common = [f"data.root={data}", "model=small", "data.frame_H=16", "data.frame_W=32", "data.train_vi_len=4",
+    common = [*device, f"data.root={data}", "model=small", "data.frame_H=16", "data.frame_W=32", "data.train_vi_len=4",
               "data.val_vi_len=6", "data.batch_size=1", "trainer.max_epochs=3", "kl=monotonic", "kl.ratio=0.7",
               "tfr.tfr_sde=0", "tfr.tfr_d_step=0.4", "lr=multistep", "lr.scheduler.milestones=[1,2]",
               "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.log_every_n_steps=1",

@@ -18,12 +18,13 @@ from cvae_video.data.synthetic import generate
 
 
 class Clips(Dataset):
-    """Non-overlapping windows of `clip_len` frames within each video: (frames, poses), each (T, 3, H, W)."""
+    """Windows of `clip_len` frames, every `frame_step`-th frame, within each video (`lab4.clip_windows`):
+    (frames, poses), each (T, 3, H, W)."""
 
     def __init__(self, frames: torch.Tensor, poses: torch.Tensor, starts: list[int], clip_len: int,
-                 fraction: float = 1.0):
-        self.frames, self.poses, self.clip_len = frames, poses, clip_len
-        windows = lab4.clip_windows(starts, len(frames), clip_len)
+                 fraction: float = 1.0, frame_step: int = 1):
+        self.frames, self.poses, self.clip_len, self.frame_step = frames, poses, clip_len, frame_step
+        windows = lab4.clip_windows(starts, len(frames), clip_len, frame_step)
         self.windows = windows[: max(1, round(len(windows) * fraction))] if windows else []
 
     def __len__(self) -> int:
@@ -35,7 +36,7 @@ class Clips(Dataset):
         return self
 
     def __getitem__(self, i: int):
-        s = slice(self.windows[i], self.windows[i] + self.clip_len)
+        s = slice(self.windows[i], self.windows[i] + (self.clip_len - 1) * self.frame_step + 1, self.frame_step)
         return self.frames[s].float() / 255, self.poses[s].float() / 255
 
 
@@ -59,7 +60,7 @@ class TestSequences(Dataset):
 
 class LAB4DataModule(L.LightningDataModule):
     def __init__(self, root: str, frame_H: int = 32, frame_W: int = 64, train_vi_len: int = 16,
-                 val_vi_len: int = 630, batch_size: int = 2, val_batch_size: int = 1, partial: float = 1.0,
+                 train_frame_step: int = 1, val_vi_len: int = 630, batch_size: int = 2, val_batch_size: int = 1, partial: float = 1.0,
                  shuffle: bool = True, num_workers: int = 0, device_cache: bool = True,
                  synthetic: dict | None = None):
         super().__init__()
@@ -77,11 +78,15 @@ class LAB4DataModule(L.LightningDataModule):
             raise lab4.DataError(f"data.root {self.root} does not exist ({lab4.LAYOUT})")
         if stage in ("fit", None) and self.train_set is None:
             frames, poses, starts = lab4.read_sequence_split(self.root, "train", h.frame_H, h.frame_W)
-            self.train_set = Clips(frames, poses, starts, h.train_vi_len, h.partial)
+            if h.train_frame_step < 1:
+                raise lab4.DataError(f"data.train_frame_step={h.train_frame_step}: must be at least 1")
+            self.train_set = Clips(frames, poses, starts, h.train_vi_len, h.partial, h.train_frame_step)
             if len(self.train_set) == 0:
                 longest = max(b - a for a, b in zip(starts, starts[1:] + [len(frames)]))
-                raise lab4.DataError(f"{self.root / 'train'}: the longest video has {longest} frames, "
-                                     f"fewer than data.train_vi_len={h.train_vi_len}")
+                span = (h.train_vi_len - 1) * h.train_frame_step + 1
+                raise lab4.DataError(f"{self.root / 'train'}: the longest video has {longest} frames, fewer than a "
+                                     f"clip spans ({span}: data.train_vi_len={h.train_vi_len}, "
+                                     f"data.train_frame_step={h.train_frame_step})")
             device = self.trainer.strategy.root_device if self.trainer is not None else None
             if h.device_cache and h.num_workers == 0 and device is not None and device.type == "cuda":
                 self.train_set.to(device)   # 23,410 LAB4 frames and poses are 288 MB as uint8

@@ -95,10 +95,15 @@ def video_starts(split_dir: Path, first_index: int) -> list[int]:
     return sorted(int(s) - first_index for s in starts)
 
 
-def clip_windows(starts: list[int], total: int, clip_len: int) -> list[int]:
-    """First positions of non-overlapping `clip_len` windows that stay within one video."""
+def clip_windows(starts: list[int], total: int, clip_len: int, frame_step: int = 1) -> list[int]:
+    """First positions of windows of `clip_len` frames, `frame_step` frames apart, that stay within one video.
+
+    Windows start `clip_len // frame_step` frames apart (at least 1): with frame_step 1 they do not overlap
+    (the lab's clips); a longer step spreads a clip over more of its video.
+    """
+    span, spacing = (clip_len - 1) * frame_step + 1, max(1, clip_len // frame_step)
     ends = starts[1:] + [total]
-    return [s for a, b in zip(starts, ends) for s in range(a, b - clip_len + 1, clip_len)]
+    return [s for a, b in zip(starts, ends) for s in range(a, b - span + 1, spacing)]
 
 
 def read_sequence_split(root: Path, split: str, height: int, width: int):

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Issue 11's GPU check, in one call on one CUDA GPU (~5 minutes): the template under the lab's defaults learns.
+#
+#     bash bench/gpu_learning_check.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_learning_check
+#
+# Side by side on the one GPU (the lab's batch 2 is launch-bound, so the runs share it at nearly full speed):
+#   seed, seed_exact, seed+monotonic+adamw   trainer=gpu (bf16-mixed), batch 2, 3 minutes each, across beta's
+#                                            first rise (cyclical: epoch 1), validating 4 times an epoch
+#   small, data.train_frame_step=1|20|40     the demo's recipe and steps on the GPU
+#   the exact-resume test on CUDA            tests/test_reliability.py -k "sigkill and cuda"
+# Then prints every run's validation curve. Hydra may be missing on the GPU image: carry its wheels in .whl/
+# (README, "GPU").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-outputs/gpu_learning_check}}
+RUNS=${RUNS_DIR:-$OUT_DIR/runs}   # RUNS_DIR: elsewhere (the device tool brings back at most 8 files of $OUT)
+mkdir -p "$RUNS"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+PY=python3
+{
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+$PY -c 'import torch, lightning, hydra; print("torch", torch.__version__, "lightning", lightning.__version__, "hydra", hydra.__version__)'
+START=$SECONDS
+$PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+echo "data made in $((SECONDS - START)) s"
+
+COMMON=(trainer=gpu trainer.enable_progress_bar=false "~callbacks.progress_bar" trainer.enable_model_summary=false)
+TEMPLATE=("${COMMON[@]}" trainer.max_time=00:00:03:00 trainer.val_check_interval=0.25)
+run() {   # run NAME OVERRIDES...: one training run in the background, its output in $RUNS/NAME.log
+  local name=$1; shift
+  $PY -m cvae_video.train "$@" hydra.run.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1 &
+}
+run seed "${TEMPLATE[@]}" model=seed
+run seed_exact "${TEMPLATE[@]}" model=seed_exact
+run seed_monotonic_adamw "${TEMPLATE[@]}" model=seed kl=monotonic optim=adamw
+for step in 1 20 40; do
+  run "small_step$step" "${COMMON[@]}" experiment=demo data.partial=1.0 +trainer.limit_train_batches=31 \
+    data.train_frame_step=$step
+done
+$PY -m pytest -q -p no:cacheprovider tests/test_reliability.py -k "sigkill" > "$RUNS/resume_test.log" 2>&1 &
+wait
+echo "all runs done in $((SECONDS - START)) s (they shared the GPU)"
+tail -3 "$RUNS/resume_test.log"
+
+$PY - "$RUNS" <<'EOF'
+import csv, sys
+from pathlib import Path
+for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
+    files = sorted(run.glob("csv/version_*/metrics.csv"))
+    if not files:
+        print(f"{run.name}: no metrics (see {run.name}.log)")
+        continue
+    rows = list(csv.DictReader(files[-1].open()))
+    vals = [(int(r["step"]), float(r["val/psnr"]), float(r["val/psnr_over_copy_first"]))
+            for r in rows if r.get("val/psnr")]
+    betas = {int(r["epoch"]): float(r["beta"]) for r in rows if r.get("beta")}
+    print(f"{run.name}: beta per epoch {betas}")
+    print("   " + "  ".join(f"step {s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
+EOF
+} 2>&1 | tee "$OUT_DIR/gpu_learning_check.log"
+tar czf "$OUT_DIR/runs.tgz" --exclude='*.ckpt' -C "$(dirname "$RUNS")" "$(basename "$RUNS")"
