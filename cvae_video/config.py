@@ -29,7 +29,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.train_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
     "data.val_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
     "data.partial": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "trainer.max_epochs": (lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)"),
+    "trainer.max_epochs": (lambda v: v >= 1, ">= 1 (the KL, teacher-forcing and lr schedules are laid over them)"),
     "module.nan_patience": (lambda v: v >= 1, ">= 1"),
     "module.grad_clip_val": (lambda v: v is None or v > 0, "> 0, or null for no clipping"),
 }

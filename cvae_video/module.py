@@ -63,6 +63,18 @@ class CVAEModule(L.LightningModule):
         self.val_psnr_curve = PerFrameMean()
         self.copy_first_psnr_curve = PerFrameMean()   # the baseline a model must beat, on the same frames
 
+    def setup(self, stage: str) -> None:
+        # After the DataModule's setup and before Lightning's own check, which ends in a traceback.
+        interval = self.trainer.val_check_interval
+        if stage == "fit" and isinstance(interval, int):
+            batches = len(self.trainer.datamodule.train_dataloader())
+            limit = self.trainer.limit_train_batches
+            batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+            if interval > batches:
+                raise UserError(f"trainer.val_check_interval={interval} is more training batches than an epoch has "
+                                f"({batches}): give at most {batches}, or a fraction of an epoch (0.25: 4 times "
+                                f"an epoch)")
+
     def on_fit_start(self) -> None:
         if self.trainer.precision == "16-mixed":   # on CPU Lightning turns it into bf16-mixed
             raise UserError("trainer.precision=16-mixed is not supported: fp16's loss scaler lowers its scale only "

@@ -169,8 +169,11 @@ class Generator(nn.Sequential):
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, e^logvar) || N(0, I)) summed over latent elements, averaged over the batch (the lab's formula).
 
-    mu, logvar (B, N, H, W) give a scalar; (B, T, N, H, W) give one value per time step, (T,).
+    mu, logvar (B, N, H, W) give a scalar; (B, T, N, H, W) give one value per time step, (T,). Always in
+    float32: under bf16 autocast mu and logvar come in bf16, whose 8-bit mantissa would round a KL of
+    thousands to steps of 16 or more.
     """
+    mu, logvar = mu.float(), logvar.float()
     terms = 1 + logvar - mu.pow(2) - logvar.exp()
     return -0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu.shape[0]
 

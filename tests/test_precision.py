@@ -122,3 +122,14 @@ def test_fp16_mixed_precision_is_refused_before_training():
         m.on_fit_start()
     m._trainer = SimpleNamespace(precision="bf16-mixed", loggers=[])
     m.on_fit_start()
+
+
+def test_kl_is_float32_under_bf16_autocast():
+    from cvae_video.networks import kl_to_standard_normal
+    torch.manual_seed(0)
+    mu, logvar = (torch.randn(2, 5, 12, 16, 16).bfloat16() for _ in range(2))   # what a bf16 convolution returns
+    exact = kl_to_standard_normal(mu.float(), logvar.float())                    # (5,), of the same bf16 inputs
+    with lightning_autocast():
+        kl = kl_to_standard_normal(mu, logvar)
+    assert kl.dtype == torch.float32
+    assert torch.allclose(kl, exact, rtol=1e-6)

@@ -99,12 +99,20 @@ def test_empty_split_and_lengths(data):
     ("lr.base=0", "lr.base=0"), ("tfr.start=1.5", "tfr.start=1.5"), ("tfr.tfr_d_step=-0.1", "tfr.tfr_d_step=-0.1"),
     ("kl.ratio=0", "kl.ratio=0"), ("kl.cycle=0", "kl.cycle=0"), ("data.batch_size=0", "data.batch_size=0"),
     ("data.frame_H=0", "data.frame_H=0"), ("module.teacher_forcing_per=step", "module.teacher_forcing_per"),
+    ("trainer.max_epochs=-1", "trainer.max_epochs=-1"),
 ])
 def test_out_of_range_config_values_name_the_key(compose_train, data, tmp_path, override, key):
     cfg = compose_train(tiny_overrides(data, tmp_path / "out") + [override])
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
         train(cfg)
     assert not (tmp_path / "out").exists()
+
+
+def test_validation_interval_longer_than_an_epoch_names_the_epoch_length(compose_train, data, tmp_path):
+    cfg = compose_train(tiny_overrides(data, tmp_path) + ["trainer.val_check_interval=3"])   # 2 batches an epoch
+    with pytest.raises(UserError, match=r"^trainer\.val_check_interval=3 is more training batches than an epoch "
+                                        r"has \(2\): give at most 2"):
+        train(cfg)
 
 
 def test_checkpoint_missing_or_of_another_model_size(compose_train, data, tmp_path):
