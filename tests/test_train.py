@@ -39,6 +39,13 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
     assert list(cfg.lr.scheduler.milestones) == [2, 5] and cfg.lr.scheduler.gamma == 0.1
     assert (cfg.model.frame_dim, cfg.model.label_dim, cfg.model.noise_dim, cfg.model.fusion_dim) == (128, 32, 12, 192)
     assert cfg.trainer.max_epochs == 70 and cfg.module.grad_clip_val == 1.0
+    assert (cfg.data.frame_H, cfg.data.frame_W, cfg.data.partial, cfg.data.val_batch_size) == (32, 64, 1.0, 1)
+    assert cfg.optim._target_ == "torch.optim.Adam" and cfg.data.train_frame_step == 1
+    assert (cfg.kl._target_.rsplit(".", 1)[1], cfg.kl.cycle, cfg.kl.ratio) == ("cyclical", 10, 1)
+    assert (cfg.tfr._target_.rsplit(".", 1)[1], cfg.tfr.start, cfg.tfr.tfr_sde, cfg.tfr.tfr_d_step) == ("linear_decay", 1.0, 10, 0.1)
+    # the README's deviations, each pinned: a change here must change the README's table too
+    assert (cfg.module.clip_per_network, cfg.module.teacher_forcing_per, cfg.data.shuffle) == (True, "batch", True)
+    assert compose_train(["trainer=gpu"]).trainer.precision == "bf16-mixed"
     report = compose_train([f"paths.output_dir={tmp_path}", "optim=adamw", "lr=constant", "lr.base=1e-4"])
     assert report.optim._target_ == "torch.optim.AdamW" and report.optim.lr == 1e-4
 
