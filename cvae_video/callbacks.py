@@ -11,7 +11,8 @@ import torch
 
 
 class EpochSchedule(L.Callback):
-    """At the start of every training epoch sets `module.<attribute> = schedule(epoch)` and logs it.
+    """At the start of every training epoch sets `module.<attribute> = schedule(epoch)` and logs it as
+    `schedule/<attribute>`.
 
     The value depends on the epoch alone, so a resumed run gets exactly the values of an uninterrupted
     one; the callback keeps no state of its own.
@@ -23,7 +24,7 @@ class EpochSchedule(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = float(self.schedule(trainer.current_epoch))
         setattr(pl_module, self.attribute, value)
-        pl_module.log(self.attribute, value, on_step=False, on_epoch=True)
+        pl_module.log(f"schedule/{self.attribute}", value, on_step=False, on_epoch=True)
 
 
 class RNGState(L.Callback):

@@ -16,8 +16,9 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from cvae_video.errors import UserError
-from cvae_video.metrics import PerFrameMean, psnr_per_frame
+from cvae_video.metrics import PerFrameMean, psnr_per_frame, ssim_per_frame
 from cvae_video.networks import sequence_loss
+from cvae_video.scores import kaggle_psnr
 
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class CVAEModule(L.LightningModule):
         self.epoch_teacher_forcing = False
         self.val_psnr_curve = PerFrameMean()
         self.copy_first_psnr_curve = PerFrameMean()   # the baseline a model must beat, on the same frames
+        self.val_ssim_curve = PerFrameMean()
+        self.val_kaggle = PerFrameMean()              # one value per sequence: the course's Kaggle score
 
     def setup(self, stage: str) -> None:
         # After the DataModule's setup and before Lightning's own check, which ends in a traceback.
@@ -86,7 +89,7 @@ class CVAEModule(L.LightningModule):
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "interval": "epoch", "name": "lr"}}
+                                                         "interval": "epoch", "name": "schedule/lr"}}
 
     def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -180,13 +183,17 @@ class CVAEModule(L.LightningModule):
         video = self.rollout(frames[:, :1], poses, self.val_generator)
         self.val_psnr_curve.update(psnr_per_frame(video[:, 1:], frames[:, 1:]))  # (B, 629)
         self.copy_first_psnr_curve.update(psnr_per_frame(frames[:, :1].expand_as(frames[:, 1:]), frames[:, 1:]))
+        self.val_ssim_curve.update(ssim_per_frame(video[:, 1:], frames[:, 1:]))
+        self.val_kaggle.update(kaggle_psnr(video, frames)[:, None])                         # (B, 1)
 
     def on_validation_epoch_end(self) -> None:
         curve, copy_first = self.val_psnr_curve.compute(), self.copy_first_psnr_curve.compute()   # (T - 1,) each
-        self.val_psnr_curve.reset()
-        self.copy_first_psnr_curve.reset()
         self.log("val/psnr", curve.mean(), prog_bar=True)
         self.log("val/psnr_over_copy_first", curve.mean() - copy_first.mean())
+        self.log("val/ssim", self.val_ssim_curve.compute().mean())
+        self.log("val/kaggle_psnr", self.val_kaggle.compute().mean())
+        for metric in (self.val_psnr_curve, self.copy_first_psnr_curve, self.val_ssim_curve, self.val_kaggle):
+            metric.reset()
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
         gain = (curve.mean() - copy_first.mean()).item()

@@ -33,7 +33,8 @@ from cvae_video.errors import UserError, user_errors  # noqa: E402
 
 LOSS_KEYS = {"train/loss_epoch": "loss = MSE + beta * KL", "train/mse_epoch": "MSE (sum over frames)",
              "train/kl_epoch": "KL"}
-SCHEDULE_KEYS = {"beta": "beta (KL weight)", "tfr": "teacher-forcing ratio", "lr": "learning rate"}
+SCHEDULE_KEYS = {"schedule/beta": "beta (KL weight)", "schedule/tfr": "teacher-forcing ratio",
+                 "schedule/lr": "learning rate"}
 MINUTES_KEY = "time/train_minutes"   # logged by callbacks.TrainingMinutes
 EPOCHS_SHOWN = 4   # per-frame curves drawn when --epochs is not given: evenly spaced, first and last included
 
@@ -168,7 +169,7 @@ def plot_runs(runs: dict[str, Path], out: Path, epochs: list[int] | None = None)
         written += [
             save_figure(out / "loss.png", [Panel(t, per_epoch_lines(metrics, k), log_y=k != "train/loss_epoch")
                                            for k, t in LOSS_KEYS.items()], "epoch"),
-            save_figure(out / "schedules.png", [Panel(t, per_epoch_lines(metrics, k), log_y=k == "lr")
+            save_figure(out / "schedules.png", [Panel(t, per_epoch_lines(metrics, k), log_y=k == "schedule/lr")
                                                 for k, t in SCHEDULE_KEYS.items()], "epoch"),
             save_figure(out / "val_psnr.png", [Panel("validation PSNR (mean over frames)",
                                                      per_epoch_lines(metrics, "val/psnr"), "dB")], "epoch"),

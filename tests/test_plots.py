@@ -11,7 +11,7 @@ from tests.test_evaluate import tiny_run  # noqa: F401  (a fixture)
 FIGURES = ["loss.png", "schedules.png", "val_psnr.png", "val_psnr_vs_minutes.png", "val_psnr_per_frame.png"]
 # What Lightning's CSVLogger writes: one row per log call, blanks for keys not logged, the LR monitor's
 # rows without an epoch (it logs at the start of the epoch, by step).
-CSV = """beta,epoch,lr,step,tfr,train/loss_epoch,train/loss_step,val/psnr
+CSV = """schedule/beta,epoch,schedule/lr,step,schedule/tfr,train/loss_epoch,train/loss_step,val/psnr
 ,,0.001,0,,,,
 ,0,,0,,,5.0,
 ,0,,1,,,,11.5
@@ -27,8 +27,8 @@ def test_epoch_metrics_reads_one_value_per_key_and_epoch(tmp_path):
     (tmp_path / "csv" / "version_0").mkdir(parents=True)
     (tmp_path / "csv" / "version_0" / "metrics.csv").write_text(CSV)
     m = epoch_metrics(tmp_path)
-    assert m["lr"] == {0: 0.001, 1: 0.0001}                                  # the LR rows go to the next epoch
-    assert m["beta"] == {0: 0.0, 1: 0.5} and m["tfr"] == {0: 1.0, 1: 0.9}
+    assert m["schedule/lr"] == {0: 0.001, 1: 0.0001}                         # the LR rows go to the next epoch
+    assert m["schedule/beta"] == {0: 0.0, 1: 0.5} and m["schedule/tfr"] == {0: 1.0, 1: 0.9}
     assert m["train/loss_epoch"] == {0: 4.0, 1: 2.0} and m["val/psnr"] == {0: 11.5, 1: 12.5}
 
 

@@ -153,10 +153,11 @@ def read_epochs(run_dir: Path) -> dict[int, dict[str, float]]:
     for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
         rows = list(csv.DictReader(path.open()))
         for row in rows:
-            if row.get("beta"):
-                epochs.setdefault(int(row["epoch"]), {}).update(beta=float(row["beta"]), tfr=float(row["tfr"]))
-        lrs = [float(r["lr"]) for r in rows if r.get("lr")]
-        starts = sorted({int(r["epoch"]) for r in rows if r.get("beta")})
+            if row.get("schedule/beta"):
+                epochs.setdefault(int(row["epoch"]), {}).update(beta=float(row["schedule/beta"]),
+                                                                 tfr=float(row["schedule/tfr"]))
+        lrs = [float(r["schedule/lr"]) for r in rows if r.get("schedule/lr")]
+        starts = sorted({int(r["epoch"]) for r in rows if r.get("schedule/beta")})
         for epoch, lr in zip(starts, lrs):
             epochs[epoch]["lr"] = lr
     return epochs
