@@ -1,15 +1,28 @@
-"""Config helpers: the `${project_root:}` resolver and the range check of user-typed values."""
+"""Config helpers: the `${project_root:}` and `${sweep_group:}` resolvers and the range check of user-typed values."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cvae_video.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+def sweep_group(task_name: str) -> str | None:
+    """In a sweep (-m): `<task_name>/<the sweep folder's name>`, shared by its runs (their W&B group); else None."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return f"{task_name}/{Path(hydra_cfg.runtime.output_dir).parent.name}"
+
+
+OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
 
 # key -> (test, allowed range in words). A key absent from the composed config (another option of
 # its group is in use) is not checked.

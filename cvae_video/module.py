@@ -19,13 +19,18 @@ from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, psnr_per_frame, ssim_per_frame
 from cvae_video.networks import sequence_loss
 from cvae_video.scores import kaggle_psnr
+from cvae_video.video_io import write_gif
 
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(UserError):
-    """Raised after `nan_patience` consecutive steps with a non-finite loss or gradient."""
+    """Raised after `nan_patience` consecutive steps with a non-finite loss or gradient, at `epoch` and `step`."""
+
+    def __init__(self, message: str, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
 class CVAEModule(L.LightningModule):
@@ -163,7 +168,7 @@ class CVAEModule(L.LightningModule):
                 raise NonFiniteLossError(
                     f"{self.skipped_steps} consecutive steps with a non-finite loss or gradient "
                     f"(epoch {self.current_epoch}, step {self.global_step}); try a lower lr.base "
-                    f"(now {self.optimizers().param_groups[0]['lr']:g})")
+                    f"(now {self.optimizers().param_groups[0]['lr']:g})", self.current_epoch, self.global_step)
         self.log("train/skipped", float(not finite), on_step=False, on_epoch=True, reduce_fx="sum")
         batch_size = frames.shape[0]
         self.log_dict({"train/loss": loss, "train/mse": mse, "train/kl": kl}, on_step=True, on_epoch=True,
@@ -181,6 +186,8 @@ class CVAEModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         frames, poses = batch                                               # (B, 630, 3, H, W)
         video = self.rollout(frames[:, :1], poses, self.val_generator)
+        if batch_idx == 0:
+            self.val_example = {"truth": frames[0], "prediction": video[0], "pose": poses[0]}   # each (T, 3, H, W)
         self.val_psnr_curve.update(psnr_per_frame(video[:, 1:], frames[:, 1:]))  # (B, 629)
         self.copy_first_psnr_curve.update(psnr_per_frame(frames[:, :1].expand_as(frames[:, 1:]), frames[:, 1:]))
         self.val_ssim_curve.update(ssim_per_frame(video[:, 1:], frames[:, 1:]))
@@ -205,9 +212,12 @@ class CVAEModule(L.LightningModule):
         with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         for logger in self.loggers:
-            if isinstance(logger, WandbLogger):   # the per-frame curve as a table W&B can plot
+            if isinstance(logger, WandbLogger):   # the per-frame curve as a table W&B can plot, and the rollout
                 logger.log_table("val/psnr_per_frame", columns=["frame", "psnr"],
                                  data=[[t + 1, v] for t, v in enumerate(record["psnr"])], step=self.global_step)
+                gif = Path(self.trainer.default_root_dir) / "val_rollout.gif"
+                write_gif(gif, {k: v.cpu() for k, v in self.val_example.items()}, fps=25, scale=4)
+                logger.log_video("val/rollout", [str(gif)], step=self.global_step, format=["gif"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["run_config"] = self.run_config

@@ -4,18 +4,29 @@ Reads like a table of contents: seed, data, model, callbacks, loggers, trainer f
 """
 from __future__ import annotations
 
+import json
+import logging
+import time
 from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from cvae_video.atomic import atomic_open
 from cvae_video.checkpoints import check_matches, read_checkpoint
 from cvae_video.config import check_ranges
 from cvae_video.errors import UserError, user_errors
+from cvae_video.module import NonFiniteLossError
+
+log = logging.getLogger(__name__)
 
 
 def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -31,6 +42,8 @@ def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     check_ranges(cfg)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.paths.output_dir)
     ckpt_path = resume_path(cfg.ckpt_path, out)
     L.seed_everything(cfg.seed, workers=True)
@@ -46,9 +59,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as err:   # a Trainer option Lightning refuses: its message, on one line
         raise UserError(f"trainer: {' '.join(str(err.__cause__ or err).split())}") from None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:   # a W&B run left open would swallow the next run of a sweep (runs share one process)
+        if any(isinstance(logger, WandbLogger) for logger in loggers):
+            import wandb   # only with logger=wandb: importing it costs seconds
+            if wandb.run is not None:
+                wandb.finish()
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics.update(epochs=trainer.current_epoch, steps=trainer.global_step)
     print(f"val/psnr {metrics.get('val/psnr', float('nan')):.2f} dB after {trainer.current_epoch} epochs, "
           f"{trainer.global_step} steps")
     print(f"checkpoints: {out / 'checkpoints'}")
@@ -58,10 +78,37 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def write_status(out: Path, status: str, started: float, **details) -> None:
+    """`run_status.json`: how a run ended (completed, diverged or failed), its wall time, and details."""
+    record = {"status": status, "wall_seconds": round(time.perf_counter() - started, 1), **details}
+    with atomic_open(out / "run_status.json") as f:
+        json.dump(record, f, indent=1)
+
+
 @hydra.main(version_base=None, config_path="../conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float:
-    return train(cfg).get("val/psnr", float("nan"))
+    """Train; in a sweep (-m), a run that diverges or fails is recorded in its run_status.json and the sweep
+    goes on (its objective is NaN); a single run raises."""
+    started, out = time.perf_counter(), Path(cfg.paths.output_dir)
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        metrics = train(cfg)
+    except NonFiniteLossError as err:
+        if not in_sweep:
+            raise
+        write_status(out, "diverged", started, epoch=err.epoch, step=err.step, error=str(err))
+        log.error(f"diverged at epoch {err.epoch}, step {err.step}: {err}")
+        return float("nan")
+    except Exception as err:   # noqa: BLE001  one run's error must not end the sweep
+        if not in_sweep:
+            raise
+        write_status(out, "failed", started, error=f"{type(err).__name__}: {' '.join(str(err).split())}")
+        log.error(f"failed: {type(err).__name__}: {err}")
+        return float("nan")
+    write_status(out, "completed", started, epochs=metrics["epochs"], steps=metrics["steps"],
+                 val_psnr=metrics.get("val/psnr"))
+    return metrics.get("val/psnr", float("nan"))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.data.synthetic import generate
@@ -34,6 +36,10 @@ def compose_train():
     def _compose(overrides: list[str]):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-            return compose(config_name="train", overrides=overrides)
+            cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)   # ${hydra:...} resolves, as in a run of the CLI
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
     yield _compose
     GlobalHydra.instance().clear()

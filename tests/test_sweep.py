@@ -1,0 +1,96 @@
+"""Sweeps: the lab's comparisons through Hydra's joblib launcher, the report on their output, a diverged run that
+does not end its sweep, W&B groups, and the launcher and search configs composing."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from cvae_video.report import compare, main as report_main
+from tests.conftest import CONF_DIR, tiny_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+NARROW = ["model.frame_dim=8", "model.label_dim=4", "model.noise_dim=2", "model.fusion_dim=8"]
+
+
+def sweep(sweep_dir: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`python -m cvae_video.train -m` on the tiny set, its runs under sweep_dir/0, 1, ..."""
+    cmd = [sys.executable, "-m", "cvae_video.train", "-m", f"hydra.sweep.dir={sweep_dir}",
+           "paths.output_dir=${hydra:runtime.output_dir}"]
+    cmd += [o for o in tiny_overrides(data, sweep_dir) if not o.startswith(("paths.output_dir", "model="))]
+    return subprocess.run(cmd + list(overrides), cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"})
+
+
+def status(run: Path) -> dict:
+    return json.loads((run / "run_status.json").read_text())
+
+
+@pytest.mark.slow
+def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tmp_path):
+    result = sweep(tmp_path / "sweep", tiny_root, "experiment=lab_comparison", *NARROW, "arm=baseline,tfr_off",
+                   "seed=1", "trainer.max_epochs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [r.name for r in runs] == ["0", "1"] and all(status(r)["status"] == "completed" for r in runs)
+
+    report = report_main([str(tmp_path / "sweep")])
+    text = report.read_text()
+    assert "| baseline | 1 (1) | completed |" in text and "| tfr_off | 1 (1) | completed |" in text
+    assert "| Teacher forcing gives worse results than none | inconclusive: " in text   # one seed each
+    assert "teacher_forcing.png" in text
+    assert (report.parent / "teacher_forcing.png").stat().st_size > 10_000
+    assert "2 epochs of 2 batches" in text
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tiny_root, tmp_path):
+    result = sweep(tmp_path, tiny_root, "model=small", "lr.base=1e30,1e-3", "optim=adam", "kl=none", "tfr=off",
+                   "module.nan_patience=2", "trainer.limit_val_batches=0", "trainer.limit_train_batches=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    diverged, completed = status(tmp_path / "0"), status(tmp_path / "1")
+    assert diverged["status"] == "diverged" and diverged["epoch"] == 0 and "lr.base" in diverged["error"]
+    assert f"step {diverged['step']}" in diverged["error"]
+    assert completed["status"] == "completed" and completed["steps"] == 4
+
+
+@pytest.mark.slow
+def test_wandb_groups_a_sweep_and_tags_each_run(tiny_root, tmp_path):
+    result = sweep(tmp_path / "sw", tiny_root, "model=small", "logger=wandb", "seed=1,2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run, seed in (("0", 1), ("1", 2)):
+        (offline,) = (tmp_path / "sw" / run / "wandb").glob("offline-run-*")
+        record = next(offline.glob("*.wandb")).read_bytes()         # the run's settings, as protobuf strings
+        assert b"train/sw" in record and f"seed={seed}".encode() in record
+        table = json.loads(next(offline.rglob("psnr_per_frame*.table.json")).read_text())
+        assert table["columns"] == ["frame", "psnr"] and len(table["data"]) == 11
+        assert next(offline.rglob("*.gif")).stat().st_size > 0      # the validation rollout
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=lab_comparison", "hydra/launcher=joblib"],
+    ["experiment=lab_comparison_gpu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=14"],
+    ["experiment=lab_comparison", "hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1"],
+    ["hparams_search=optuna"],
+])
+def test_launchers_and_search_compose(overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert "joblib" in cfg.hydra.launcher._target_.lower() or "submitit" in cfg.hydra.launcher._target_.lower() \
+        or cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    if "experiment=lab_comparison" in overrides:
+        assert cfg.hydra.sweeper.params.arm.split(",")[0] == "baseline" and cfg.hydra.sweeper.params.seed == "1,2"
+
+
+def test_verdict_rule_needs_a_difference_beyond_the_spread():
+    assert compare([30.0, 31.0], [28.0, 28.5]) == 1          # 2.25 dB apart, spreads 1.0 and 0.5
+    assert compare([30.0, 31.0], [29.8, 30.2]) == 0          # 0.5 dB apart, spread 1.0: inconclusive
+    assert compare([20.0, 20.5], [25.0, 25.1]) == -1
+    assert compare([20.0], [25.0]) == 0 and compare([], [25.0, 25.1]) == 0   # one seed: no spread to judge by
