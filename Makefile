@@ -4,12 +4,14 @@
 # make quality: install, train experiment=quality (~45 min on 2 CPU cores), evaluate and plot into outputs/quality/
 # make curves: after make quality, train the template under the same recipe (~45 min) and draw both learning
 #              curves (validation PSNR against minutes of training) into outputs/curves/
+# make sweep: the lab's comparisons (experiment=lab_comparison, 14 runs, 2 at a time: ~40 min on 2 CPU cores),
+#             then make report: outputs/sweep/report/REPORT.md and a figure per comparison
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo quality curves test bench clean
+.PHONY: install demo quality curves sweep report test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,15 @@ curves: install
 		"small (model=small)" --out outputs/curves
 	@echo "figure: outputs/curves/val_psnr_vs_minutes.png"
 
+sweep: install
+	rm -rf outputs/sweep
+	$(PY) -m cvae_video.train -m experiment=lab_comparison hydra/launcher=joblib hydra.launcher.n_jobs=2 \
+		hydra.sweep.dir=outputs/sweep
+	$(MAKE) report
+
+report: install
+	$(PY) -m cvae_video.report outputs/sweep
+
 test: install
 	$(PY) -m pytest
 
@@ -59,4 +70,4 @@ bench: install
 	$(PY) -m cvae_video.bench
 
 clean:
-	rm -rf outputs/demo outputs/quality outputs/curves outputs/train outputs/multiruns
+	rm -rf outputs/demo outputs/quality outputs/curves outputs/sweep outputs/train outputs/multiruns
