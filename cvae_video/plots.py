@@ -36,6 +36,7 @@ LOSS_KEYS = {"train/loss_epoch": "loss = MSE + beta * KL", "train/mse_epoch": "M
 SCHEDULE_KEYS = {"schedule/beta": "beta (KL weight)", "schedule/tfr": "teacher-forcing ratio",
                  "schedule/lr": "learning rate"}
 MINUTES_KEY = "time/train_minutes"   # logged by callbacks.TrainingMinutes
+PANELS_PER_ROW = 3
 EPOCHS_SHOWN = 4   # per-frame curves drawn when --epochs is not given: evenly spaced, first and last included
 
 Lines = dict[str, tuple[list, list]]   # label -> (x values, y values)
@@ -49,9 +50,13 @@ class Panel(NamedTuple):
 
 
 def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
-    """Panels side by side in one PNG; a legend under each panel that has more than one line."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.0, 4.5 * len(panels)), 3.6), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    """Panels side by side in one PNG, at most PANELS_PER_ROW a row; a legend under each panel that has more
+    than one line."""
+    rows, cols = -(-len(panels) // PANELS_PER_ROW), min(len(panels), PANELS_PER_ROW)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, 4.5 * cols), 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
         for label, (x, y) in panel.lines.items():
             ax.plot(x, y, label=label, marker="." if len(x) < 30 else None, linewidth=1.2)
         ax.set_title(panel.title, fontsize=10)

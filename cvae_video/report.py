@@ -48,9 +48,20 @@ class Run:
 
     @property
     def final(self) -> dict[str, float]:
-        """The last epoch's value of each FINAL metric (NaN for a run that did not complete)."""
-        ok = self.status.get("status", "completed") == "completed"
+        """The last validation's value of each FINAL metric (NaN for a run that diverged or failed; a run that
+        was stopped gives its last validation, and the table says at which epoch)."""
+        ok = self.status.get("status") not in ("diverged", "failed")
         return {k: (v[max(v)] if ok and v else math.nan) for k in FINAL for v in [self.epochs.get(k, {})]}
+
+    @property
+    def ended(self) -> str:
+        status = self.status.get("status", "unfinished")
+        if status == "diverged":
+            return f"diverged (step {self.status.get('step')})"
+        if status == "unfinished":
+            last = max(self.epochs.get("val/psnr", {}), default=None)
+            return f"unfinished (last validation: epoch {last})"
+        return status
 
     @property
     def roughness(self) -> float:
@@ -199,8 +210,7 @@ def write_report(sweep: Path, out: Path) -> Path:
              "| arm | runs (seeds) | ended | " + " | ".join(FINAL.values()) + " | wall time (min) |",
              "|---" * (4 + len(FINAL)) + "|"]
     for arm, runs in arms.items():
-        ended = ", ".join(sorted({r.status.get("status", "?") + (f" (step {r.status['step']})" if "step" in
-                                 r.status and r.status.get("status") == "diverged" else "") for r in runs}))
+        ended = ", ".join(sorted({r.ended for r in runs}))
         walls = [r.status["wall_seconds"] / 60 for r in runs if "wall_seconds" in r.status]
         lines.append(f"| {arm} | {len(runs)} ({', '.join(str(r.seed) for r in runs)}) | {ended} | "
                      + " | ".join(fmt(values(runs, k), 3 if k == "val/ssim" else 2) for k in FINAL)

@@ -33,7 +33,8 @@ def status(run: Path) -> dict:
 @pytest.mark.slow
 def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tmp_path):
     result = sweep(tmp_path / "sweep", tiny_root, "experiment=lab_comparison", *NARROW, "arm=baseline,tfr_off",
-                   "seed=1", "trainer.max_epochs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+                   "seed=1", "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
