@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from cvae_video.atomic import atomic_open
@@ -78,8 +79,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@rank_zero_only
 def write_status(out: Path, status: str, started: float, **details) -> None:
-    """`run_status.json`: how a run ended (completed, diverged or failed), its wall time, and details."""
+    """`run_status.json`: how a run ended (completed, diverged or failed), its wall time, and details (under DDP
+    written by rank 0 alone)."""
     record = {"status": status, "wall_seconds": round(time.perf_counter() - started, 1), **details}
     with atomic_open(out / "run_status.json") as f:
         json.dump(record, f, indent=1)
