@@ -67,7 +67,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m cvae_video.bench
+	$(PY) -m bench.steps
 
 clean:
 	rm -rf outputs/demo outputs/quality outputs/curves outputs/sweep outputs/train outputs/multiruns

@@ -73,11 +73,11 @@ fi
 LIMIT=${BENCH_LIMIT_S:-165}
 
 echo "== bench, bf16-mixed ($((SECONDS - START)) s so far; limit $LIMIT s)"
-timeout "$LIMIT" "$PY" -m cvae_video.bench --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${SEED_ARGS[@]}" \
+timeout "$LIMIT" "$PY" -m bench.steps --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${SEED_ARGS[@]}" \
   --out "$OUT_DIR"
 status=$?
 echo "== bench, compiled rollouts ($((SECONDS - START)) s so far; limit $((LIMIT * 2 / 3)) s)"
-timeout "$((LIMIT * 2 / 3))" "$PY" -m cvae_video.bench --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-seed \
+timeout "$((LIMIT * 2 / 3))" "$PY" -m bench.steps --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-seed \
   --no-lightning --out "$OUT_DIR/fp32"
 "$PY" - "$OUT_DIR" <<'EOF'
 import json, sys

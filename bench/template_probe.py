@@ -19,7 +19,8 @@ import torch
 from cvae_video.data import lab4
 from cvae_video.data.datamodule import Clips
 from cvae_video.metrics import psnr_per_frame
-from cvae_video.networks import PoseCVAE, sequence_loss
+from cvae_video.models.sequence import sequence_loss
+from cvae_video.models.template import PoseCVAE
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--name", required=True)

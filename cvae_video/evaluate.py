@@ -23,7 +23,7 @@ from cvae_video.atomic import atomic_open
 from cvae_video.inference import load_module, pick_device
 from cvae_video.errors import UserError, user_errors
 from cvae_video.plots import Lines, Panel, save_figure
-from cvae_video.scores import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
+from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
 from cvae_video.video_io import write_gif
 
 BASELINE_NAMES = {"one_step": "one step from the true previous frame", "copy_first": "copy the first frame",

@@ -10,6 +10,10 @@ from cvae_video.checkpoints import read_checkpoint
 from cvae_video.errors import UserError
 from cvae_video.module import CVAEModule
 
+# Model classes that moved, under the names older checkpoints give them
+MOVED = {"cvae_video.networks.PoseCVAE": "cvae_video.models.template.PoseCVAE",
+         "cvae_video.compositing.CompositingCVAE": "cvae_video.models.compositing.CompositingCVAE"}
+
 
 def pick_device(name: str) -> torch.device:
     """`auto`: the GPU when there is one, else the CPU; any other name goes to torch as it is."""
@@ -26,6 +30,8 @@ def load_module(ckpt_path: str | None, device: torch.device) -> tuple[CVAEModule
     run_config = ckpt.get("run_config") if isinstance(ckpt, dict) else None
     if not run_config:
         raise UserError(f"ckpt_path {ckpt_path}: no run_config in it (not written by cvae_video.train)")
+    net = run_config["module"]["net"]
+    net["_target_"] = MOVED.get(net["_target_"], net["_target_"])
     module = instantiate(run_config["module"], _partial_=True)(run_config=run_config)
     module.load_state_dict(ckpt["state_dict"])
     return module.to(device).eval(), {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}

@@ -16,9 +16,8 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from cvae_video.errors import UserError
-from cvae_video.metrics import PerFrameMean, psnr_per_frame, ssim_per_frame
-from cvae_video.networks import sequence_loss
-from cvae_video.scores import kaggle_psnr
+from cvae_video.metrics import PerFrameMean, kaggle_psnr, psnr_per_frame, ssim_per_frame
+from cvae_video.models.sequence import sequence_loss
 from cvae_video.video_io import write_gif
 
 
@@ -35,7 +34,7 @@ class NonFiniteLossError(UserError):
 
 class CVAEModule(L.LightningModule):
     """
-    net: a `networks.PoseCVAE` (or anything with its `unroll`).
+    net: a `models.sequence.SequenceCVAE` design (`models.template.PoseCVAE`, `models.compositing.CompositingCVAE`).
     optimizer: a partial taking `params` (Hydra `_partial_`), e.g. torch.optim.AdamW with lr, betas, weight_decay.
     scheduler: a partial taking `optimizer`, stepped once per epoch.
     grad_clip_val: gradient-norm clipping (None: off).

@@ -21,7 +21,7 @@ from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.atomic import atomic_open
 from cvae_video.inference import load_module, pick_device
 from cvae_video.errors import user_errors
-from cvae_video.scores import frame_scores, kaggle_psnr, summary
+from cvae_video.metrics import frame_scores, kaggle_psnr, summary
 from cvae_video.video_io import write_frames, write_gif, write_submission
 
 

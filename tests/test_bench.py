@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from cvae_video.compositing import CompositingCVAE
-from cvae_video.networks import PoseCVAE, StepwiseBatchNorm2d, kl_to_standard_normal, sequence_loss
+from cvae_video.models.compositing import CompositingCVAE
+from cvae_video.models.sequence import kl_to_standard_normal, sequence_loss
+from cvae_video.models.template import PoseCVAE, StepwiseBatchNorm2d
 
 ROOT = Path(__file__).resolve().parents[1]
 # Both designs at test sizes; the noise of a (B, T, 3, 8, 16) clip has shape (B, T - 1, *NOISE[design]).
@@ -153,7 +154,7 @@ def test_bench_runs_and_writes_the_ratios(tmp_path):
     tiny = ["--batches", "1", "--frames", "3", "--frame-size", "8", "16", "--steps", "1", "--rollout-frames", "3",
             "--rollout-batches", "1", "--rollout-reps", "1", "--epoch-clips", "4", "--out", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}   # logic, not speed: one thread is immune to a busy machine
-    done = subprocess.run([sys.executable, "-m", "cvae_video.bench", *tiny], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "bench.steps", *tiny], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "bench.json").read_text())

@@ -38,7 +38,7 @@ def test_per_frame_mean_averages_over_samples():
 
 
 def test_kaggle_psnr_scores_rounded_pixels_of_frames_1_to_600_only():
-    from cvae_video.scores import kaggle_psnr
+    from cvae_video.metrics import kaggle_psnr
     torch.manual_seed(0)
     truth = torch.randint(0, 256, (2, 630, 3, 4, 8)).float() / 255
     video = truth + 0.3 / 255                       # rounds back to the truth: no error on the rounded pixels

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from cvae_video.compositing import CompositingCVAE
-from cvae_video.networks import PoseCVAE, kl_to_standard_normal
+from cvae_video.models.compositing import CompositingCVAE
+from cvae_video.models.sequence import kl_to_standard_normal
+from cvae_video.models.template import PoseCVAE
 
 
 def small(**settings):

@@ -10,10 +10,10 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from cvae_video import bench
+from bench import steps as bench
 from cvae_video.errors import UserError
 from cvae_video.module import CVAEModule
-from cvae_video.networks import PoseCVAE
+from cvae_video.models.template import PoseCVAE
 
 
 class CountCasts(TorchDispatchMode):
@@ -125,7 +125,7 @@ def test_fp16_mixed_precision_is_refused_before_training():
 
 
 def test_kl_is_float32_under_bf16_autocast():
-    from cvae_video.networks import kl_to_standard_normal
+    from cvae_video.models.sequence import kl_to_standard_normal
     torch.manual_seed(0)
     mu, logvar = (torch.randn(2, 5, 12, 16, 16).bfloat16() for _ in range(2))   # what a bf16 convolution returns
     exact = kl_to_standard_normal(mu.float(), logvar.float())                    # (5,), of the same bf16 inputs

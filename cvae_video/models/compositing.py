@@ -12,7 +12,7 @@ learn to reproduce the background before it can learn anything about the figure.
 - draws z at 1/4 resolution (`latent_scale`).
 
 Frame "features" are the frame's pixels followed by learned maps, so the decoder can read the pixels of
-the previous and first frames; the interfaces are those of `networks.SequenceCVAE`.
+the previous and first frames; the interfaces are those of `sequence.SequenceCVAE`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_video.networks import SequenceCVAE
+from cvae_video.models.sequence import SequenceCVAE
 
 SLOPE = 0.2
 
@@ -36,7 +36,7 @@ def conv_norm_act(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
                          nn.LeakyReLU(SLOPE))
 
 
-class ResidualBlock(nn.Module):
+class NormedResidualBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
         self.body = nn.Sequential(conv_norm_act(ch, ch), nn.Conv2d(ch, ch, 3, padding=1), group_norm(ch))
@@ -86,7 +86,7 @@ class Down(nn.Sequential):
         super().__init__(conv_norm_act(in_ch, mid_ch, stride=2), conv_norm_act(mid_ch, out_ch, stride=2))
 
 
-class Posterior(nn.Module):
+class UNetPosterior(nn.Module):
     """q(z | frame_t, pose_t): (N, F, H, W), (N, L, H, W) -> mu, logvar, each (N, Z, H / 4, W / 4)."""
 
     def __init__(self, in_ch: int, width: int, noise_ch: int):
@@ -99,7 +99,7 @@ class Posterior(nn.Module):
         return mu, logvar
 
 
-class Fusion(nn.Module):
+class UNetFusion(nn.Module):
     """(previous frame, pose, first frame, first pose, part colour and code) (N, 2F+2L+3+code, H, W) and
     z (N, Z, H/4, W/4) -> features at full, half and quarter resolution: (N, C1, H, W), (N, C2, H/2, W/2),
     (N, C3, H/4, W/4)."""
@@ -111,7 +111,7 @@ class Fusion(nn.Module):
         self.to_half_res = conv_norm_act(c1, c2, stride=2)
         self.to_quarter_res = conv_norm_act(c2, c3, stride=2)
         self.mix = nn.Sequential(conv_norm_act(c3 + noise_ch, c3), GlobalContext(c3),
-                                 *[ResidualBlock(c3) for _ in range(blocks)])
+                                 *[NormedResidualBlock(c3) for _ in range(blocks)])
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
         full = self.at_full_res(x)
@@ -119,8 +119,8 @@ class Fusion(nn.Module):
         return [full, half, self.mix(torch.cat([self.to_quarter_res(half), z], 1))]
 
 
-class Generator(nn.Module):
-    """Fusion's three scales -> per pixel, 3 colour channels, 4 source logits and a 2-d shift (N, 9, H, W)."""
+class UNetGenerator(nn.Module):
+    """UNetFusion's three scales -> per pixel, 3 colour channels, 4 source logits and a 2-d shift (N, 9, H, W)."""
 
     def __init__(self, widths: tuple[int, int, int]):
         super().__init__()
@@ -176,11 +176,11 @@ class CompositingCVAE(SequenceCVAE):
         widths = tuple(widths)
         self.frame_encoder = PixelsAndFeatures(frame_dim)
         self.label_encoder = PoseFeatures(label_dim, label_layers)
-        self.posterior = Posterior(frame_dim + label_dim, widths[2], noise_dim)
+        self.posterior = UNetPosterior(frame_dim + label_dim, widths[2], noise_dim)
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
-        self.fusion = Fusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
-        self.generator = Generator(widths)
+        self.fusion = UNetFusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
+        self.generator = UNetGenerator(widths)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 

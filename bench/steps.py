@@ -1,6 +1,6 @@
 """Speed of training steps and rollouts against the lab's seed loop, in one process: `make bench`.
 
-    python -m cvae_video.bench        # CPU, small sizes: batch 2 x 8 frames, rollouts of 16 frames (~2 min)
+    python -m bench.steps        # CPU, small sizes: batch 2 x 8 frames, rollouts of 16 frames (~2 min)
     bash bench/gpu_check.sh           # CUDA, the lab's sizes (see there)
 
 Every row uses the template's widths (F128 L32 N12 D192), random frames and poses in [0, 1] and Adam, and
@@ -40,7 +40,8 @@ from pathlib import Path
 import torch
 
 from cvae_video.atomic import atomic_open
-from cvae_video.networks import PoseCVAE, sequence_loss
+from cvae_video.models.sequence import sequence_loss
+from cvae_video.models.template import PoseCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_MODEL_PATHS = [ROOT.parent / "shared/reference/seed_model.py", ROOT / "shared/reference/seed_model.py"]
