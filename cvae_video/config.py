@@ -48,8 +48,16 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
+# key -> its allowed values (keys set in a yaml file and used inside a network, where Hydra would wrap the error)
+CHOICES: dict[str, tuple[str, ...]] = {"model.prior": ("fixed", "learned")}
+
+
 def check_ranges(cfg: DictConfig) -> None:
-    """Raise `UserError` naming the first key whose value is out of its allowed range."""
+    """Raise `UserError` naming the first key whose value is out of its allowed range or choices."""
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key, default=allowed[0])
+        if value not in allowed:
+            raise UserError(f"{key}={value} is not one of {', '.join(allowed)}")
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default="__absent__")
         if isinstance(value, str) and value == "__absent__":

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cvae_video.models.compositing import CompositingCVAE
-from cvae_video.models.sequence import kl_to_standard_normal
+from cvae_video.models.sequence import gaussian_kl, kl_to_standard_normal
 from cvae_video.models.template import PoseCVAE
 
 
@@ -85,3 +85,43 @@ def test_kl_formula():
     assert kl_to_standard_normal(mu, logvar).item() == 0.0
     mu = torch.ones(2, 4, 3, 3)
     assert torch.isclose(kl_to_standard_normal(mu, logvar), torch.tensor(0.5 * 36))  # 0.5 * sum(mu^2) / B
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    torch.manual_seed(0)
+    mu_q, logvar_q, mu_p, logvar_p = (torch.randn(3, 5, 4, 2, 6) for _ in range(4))   # (B, T, N, h, w)
+    q = torch.distributions.Normal(mu_q, torch.exp(0.5 * logvar_q))
+    p = torch.distributions.Normal(mu_p, torch.exp(0.5 * logvar_p))
+    expected = torch.distributions.kl_divergence(q, p).sum(dim=(0, 2, 3, 4)) / 3        # per step, batch mean
+    assert torch.allclose(gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), expected, rtol=1e-5)
+    zeros = torch.zeros_like(mu_q)                  # against N(0, I) it is the lab's formula
+    assert torch.allclose(gaussian_kl(mu_q, logvar_q, zeros, zeros), kl_to_standard_normal(mu_q, logvar_q), rtol=1e-5)
+
+
+@pytest.mark.parametrize("design", [small, compositing])
+def test_learned_prior_is_trained_against_and_sampled_from(design):
+    net = design(prior="learned")
+    frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
+    _, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=False)
+    kls.sum().backward()                            # KL(q || p) reaches the prior's weights
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.learned_prior.parameters()
+               if p.requires_grad and p.dim() > 1)
+    net.eval()
+    calls = []
+    handle = net.learned_prior.register_forward_hook(lambda mod, args, out: calls.append(args))
+    with torch.no_grad():
+        a, kls = net.unroll(poses, frames[:, :1], use_posterior=False, teacher_forcing=False,
+                            noise=torch.zeros(2, 4, 4, 8 // net.latent_scale, 16 // net.latent_scale))
+    handle.remove()
+    assert len(calls) == 4 and torch.all(kls == 0)  # one prior draw per predicted frame
+    fixed = design()                                # same weights but for the prior: z = 0 there, mu_p here
+    fixed.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("learned_prior.")})
+    with torch.no_grad():
+        b, _ = fixed.eval().unroll(poses, frames[:, :1], use_posterior=False, teacher_forcing=False,
+                                   noise=torch.zeros(2, 4, 4, 8 // net.latent_scale, 16 // net.latent_scale))
+    assert not torch.allclose(a, b)
+
+
+def test_an_unknown_prior_is_refused():
+    with pytest.raises(ValueError, match="prior must be one of"):
+        small(prior="lerned")

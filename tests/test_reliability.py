@@ -99,6 +99,7 @@ def test_empty_split_and_lengths(data):
     ("kl.ratio=0", "kl.ratio=0"), ("kl.cycle=0", "kl.cycle=0"), ("data.batch_size=0", "data.batch_size=0"),
     ("data.frame_H=0", "data.frame_H=0"), ("module.teacher_forcing_per=step", "module.teacher_forcing_per"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1"),
+    ("model.prior=lerned", "model.prior=lerned is not one of fixed, learned"),
 ])
 def test_out_of_range_config_values_name_the_key(compose_train, data, tmp_path, override, key):
     cfg = compose_train(tiny_overrides(data, tmp_path / "out") + [override])

@@ -156,3 +156,13 @@ def test_progress_bar_off_trains_and_a_refused_trainer_option_is_one_line(compos
     assert "val/psnr" in train(compose_train(overrides))              # the config's RichProgressBar is left out
     with pytest.raises(UserError, match=r"^trainer: .*val_check_interval"):
         train(compose_train(tiny_overrides(tiny_root, tmp_path / "bad") + ["trainer.val_check_interval=-3"]))
+
+
+@pytest.mark.parametrize("model", [["model=small"], ["model=seed", "model.frame_dim=16", "model.label_dim=8",
+                                                     "model.noise_dim=4", "model.fusion_dim=16"]])
+def test_learned_prior_trains_and_its_checkpoint_holds_it(compose_train, tiny_root, tmp_path, model):
+    from cvae_video.inference import load_module
+    metrics = train(compose_train(tiny_overrides(tiny_root, tmp_path) + model + ["model.prior=learned"]))
+    assert metrics["train/skipped"] == 0 and 0 < metrics["train/kl_epoch"] < float("inf")
+    module, _ = load_module(str(tmp_path / "checkpoints" / "last.ckpt"), torch.device("cpu"))
+    assert module.run_config["model"]["prior"] == "learned" and module.net.learned_prior is not None

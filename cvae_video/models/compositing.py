@@ -169,14 +169,17 @@ class CompositingCVAE(SequenceCVAE):
                  widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 2, max_shift: float = 4.0,
                  sources: tuple[str, ...] = ("first", "previous", "paint", "parts"), parts: int = 10,
                  code_dim: int = 16, label_layers: int = 1,
-                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
-        super().__init__(noise_dim, time_chunk, cuda_graphs)
+                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False,
+                 prior: str = "fixed"):
+        super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
         self.max_shift, self.sources = max_shift, tuple(sources)
         self.reads_previous = "previous" in self.sources
         widths = tuple(widths)
         self.frame_encoder = PixelsAndFeatures(frame_dim)
         self.label_encoder = PoseFeatures(label_dim, label_layers)
         self.posterior = UNetPosterior(frame_dim + label_dim, widths[2], noise_dim)
+        if prior == "learned":   # p(z_t | frame 0 and its pose, pose_t): it reads no previous frame
+            self.learned_prior = UNetPosterior(frame_dim + 2 * label_dim, widths[2], noise_dim)
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
         self.fusion = UNetFusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
@@ -187,6 +190,11 @@ class CompositingCVAE(SequenceCVAE):
     def first_frame_context(self, first_feat: torch.Tensor, first_pose: torch.Tensor) -> torch.Tensor:
         """Frame 0's features and its pose's features: (N, F + L, H, W)."""
         return torch.cat([first_feat, self.label_encoder(first_pose[:, None])[:, 0]], 1)
+
+    def prior_inputs(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
+                     context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The learned prior reads frame 0's context (F + L channels) and this pose, not the previous frame."""
+        return context, pose_feat
 
     def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
                context: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,16 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return -0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu.shape[0]
 
 
+def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
+                logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) between diagonal Gaussians, normalised as
+    `kl_to_standard_normal` (summed over latent elements, averaged over the batch; float32).
+    (B, T, N, h, w) each -> (T,)."""
+    mu_q, logvar_q, mu_p, logvar_p = (x.float() for x in (mu_q, logvar_q, mu_p, logvar_p))
+    terms = logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1
+    return 0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu_q.shape[0]
+
+
 def sequence_loss(preds: torch.Tensor, frames: torch.Tensor, kls: torch.Tensor,
                   beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The training loss: sum over frames of each frame's MSE, plus beta times the summed KL.
@@ -76,15 +86,25 @@ class SequenceCVAE(nn.Module):
         faster on CPU by a few percent, measured as above).
     cuda_graphs: free-running steps without gradients on CUDA (rollouts) replay a CUDA graph per input shape.
     `compile_step(mode)` (opt-in, measured by the benchmark) runs those steps through torch.compile instead.
+    prior: "fixed" (z ~ N(0, I) at test time, the lab's) or "learned" (SVG-LP, Denton & Fergus 2018): a design
+        then also builds `learned_prior`, a network like its posterior that reads `prior_inputs` (what the model
+        knows at test time) and gives p(z_t | ...); training minimises KL(q || p) with p given the true previous
+        frame, and inference draws z from p given the model's own previous frame.
     """
+
+    PRIORS = ("fixed", "learned")
 
     latent_scale = 1   # the latent's downsampling factor against the frame
 
-    def __init__(self, noise_dim: int, time_chunk: int | None, cuda_graphs: bool):
+    def __init__(self, noise_dim: int, time_chunk: int | None, cuda_graphs: bool, prior: str = "fixed"):
         super().__init__()
+        if prior not in self.PRIORS:
+            raise ValueError(f"prior must be one of {self.PRIORS}, got {prior!r}")
         self.noise_dim, self.time_chunk, self.cuda_graphs = noise_dim, time_chunk, cuda_graphs
+        self.learned_prior: nn.Module | None = None   # built by a design when prior == "learned"
         self._graphs: dict[tuple, CapturedStep] = {}
-        self._compiled: CompiledStep | None = None
+        self._compile_mode: str | None = None
+        self._compiled: dict[str, CompiledStep] = {}
 
     def _apply(self, fn, *args, **kwargs):
         self._graphs.clear()   # .to(), .cuda(), .half() ... move the weights a captured graph reads
@@ -106,6 +126,27 @@ class SequenceCVAE(nn.Module):
         """One free-running step: the predicted frame (B, 3, H, W) and its features (B, F, H, W) for the next."""
         pred = self.decode(prev_feat, pose_feat, z, context)
         return pred, self.frame_encoder(pred)
+
+    def prior_inputs(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
+                     context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the learned prior reads, the two inputs of a posterior-like network: here the previous frame's
+        features and this frame's pose features."""
+        return prev_feat, pose_feat
+
+    def prior_moments(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor):
+        """mu, logvar of the learned prior p(z_t | ...), each (B, N, h, w)."""
+        return self.learned_prior(*self.prior_inputs(prev_feat, pose_feat, context))
+
+    def prior_z(self, noise: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
+                context: torch.Tensor) -> torch.Tensor:
+        """z drawn from the learned prior: mu_p + noise * sigma_p, noise standard normal (B, N, h, w)."""
+        mu, logvar = self.prior_moments(prev_feat, pose_feat, context)
+        return mu + noise * torch.exp(0.5 * logvar)
+
+    def prior_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, noise: torch.Tensor,
+                   context: torch.Tensor):
+        """A free-running step under the learned prior: z from p given the previous (predicted) frame."""
+        return self.step(prev_feat, pose_feat, self.prior_z(noise, prev_feat, pose_feat, context), context)
 
     def _over_time(self, net, *seqs: torch.Tensor):
         """`net` on sequences (B, S, ...) of independent steps, `time_chunk` steps per call: (B, S, ...) results."""
@@ -134,22 +175,24 @@ class SequenceCVAE(nn.Module):
 
     def compile_step(self, mode: str = "reduce-overhead") -> None:
         """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
-        self._compiled = CompiledStep(self.step, mode)
+        self._compile_mode, self._compiled = mode, {}
 
-    def _free_running_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
+    def _free_running_step(self, step, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
                            context: torch.Tensor):
-        """Without gradients: the compiled step (`compile_step`), or with `cuda_graphs` on CUDA the step's CUDA
-        graph for these shapes, captured on first use. Otherwise (training) `step` itself."""
+        """`step` (`self.step` or `self.prior_step`) as it runs: without gradients compiled (`compile_step`), or
+        with `cuda_graphs` on CUDA its CUDA graph for these shapes, captured on first use; else as it is."""
         if torch.is_grad_enabled():
-            return self.step
-        if self._compiled is not None:
-            return self._compiled
+            return step
+        if self._compile_mode is not None:
+            if step.__name__ not in self._compiled:
+                self._compiled[step.__name__] = CompiledStep(step, self._compile_mode)
+            return self._compiled[step.__name__]
         if not (self.cuda_graphs and prev_feat.is_cuda):
-            return self.step
-        key = (tuple(prev_feat.shape), prev_feat.dtype, pose_feat.dtype, z.dtype, prev_feat.device,
+            return step
+        key = (step.__name__, tuple(prev_feat.shape), prev_feat.dtype, pose_feat.dtype, z.dtype, prev_feat.device,
                torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"), torch.is_inference_mode_enabled())
         if key not in self._graphs:
-            self._graphs[key] = CapturedStep(self.step, prev_feat, pose_feat, z, context)
+            self._graphs[key] = CapturedStep(step, prev_feat, pose_feat, z, context)
         return self._graphs[key]
 
     def unroll(self, poses: torch.Tensor, frames: torch.Tensor, use_posterior: bool, teacher_forcing: bool,
@@ -159,11 +202,12 @@ class SequenceCVAE(nn.Module):
         poses:  (B, T, 3, H, W), the pose of every frame.
         frames: (B, T, 3, H, W) ground truth, or (B, 1, 3, H, W) (just the first frame) when neither
                 the posterior nor teacher forcing needs the later ones.
-        use_posterior: z ~ q(z | x_t, pose_t) (training) instead of z ~ N(0, I) (inference).
+        use_posterior: z ~ q(z | x_t, pose_t) (training) instead of the prior (inference): N(0, I), or the
+               learned prior given the previous frame.
         teacher_forcing: the previous frame is the ground truth x_{t-1}, else the model's own output.
         noise: (B, T-1, N, H / s, W / s) (s = latent_scale) standard-normal draws behind z (the
                reparameterization's epsilon, or z itself under the prior); None draws them.
-        Returns predictions (B, T-1, 3, H, W) and the KL of each step (T-1,) (zeros under the prior).
+        Returns predictions (B, T-1, 3, H, W) and the KL of each step (T-1,) to the prior (zeros under the prior).
         Every step also sees the `first_frame_context` of frame 0, the one ground-truth frame inference has.
         """
         b, steps, _, h, w = poses.shape
@@ -175,21 +219,33 @@ class SequenceCVAE(nn.Module):
         pose_feat = self._over_time(self.label_encoder, poses[:, 1:])                             # (B, T-1, L, H, W)
         if noise is None:
             noise = self.standard_noise(b, steps - 1, h, w, poses.device, dtype=pose_feat.dtype)
+        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])     # (B, C, H, W)
+        contexts = context.unsqueeze(1).expand(-1, steps - 1, *context.shape[1:])   # (B, T-1, C, H, W)
+        learned = self.learned_prior is not None
         if use_posterior:
             mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
             z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, h, w)
-            kls = kl_to_standard_normal(mu, logvar)               # (T-1,)
+            if learned:   # p(z_t | true x_{t-1}, pose_t): SVG-LP trains its prior on ground-truth frames
+                prior_mu, prior_logvar = self._over_time(partial(per_frame, self.prior_moments),
+                                                         truth_feat[:, :steps - 1], pose_feat, contexts)
+                kls = gaussian_kl(mu, logvar, prior_mu, prior_logvar)   # (T-1,)
+            else:
+                kls = kl_to_standard_normal(mu, logvar)               # (T-1,)
         else:
-            z, kls = noise, pose_feat.new_zeros(steps - 1)
-        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])     # (B, C, H, W)
+            z, kls = noise, pose_feat.new_zeros(steps - 1)        # under a learned prior: its noise, z drawn below
         if teacher_forcing:
-            contexts = context.unsqueeze(1).expand(-1, steps - 1, *context.shape[1:])
+            if learned and not use_posterior:
+                z = self._over_time(partial(per_frame, self.prior_z), noise, truth_feat[:, :steps - 1], pose_feat,
+                                    contexts)
             preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, :steps - 1], pose_feat, z, contexts)
             return preds, kls                                     # (B, T-1, 3, H, W), (T-1,)
         prev_feat, preds = truth_feat[:, 0], []                                # (B, F, H, W)
-        step = self._free_running_step(prev_feat, pose_feat[:, 0], z[:, 0], context)
+        from_prior = learned and not use_posterior
+        step = self._free_running_step(self.prior_step if from_prior else self.step, prev_feat, pose_feat[:, 0],
+                                       z[:, 0], context)
         for t in range(steps - 2):
             pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t], context)
             preds.append(pred)
-        preds.append(self.decode(prev_feat, pose_feat[:, -1], z[:, -1], context))  # the last one is not re-encoded
+        last_z = self.prior_z(z[:, -1], prev_feat, pose_feat[:, -1], context) if from_prior else z[:, -1]
+        preds.append(self.decode(prev_feat, pose_feat[:, -1], last_z, context))  # the last one is not re-encoded
         return torch.stack(preds, 1), kls

@@ -160,11 +160,14 @@ class PoseCVAE(SequenceCVAE):
 
     def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
                  label_slope: float = SLOPE, posterior_slope: float = SLOPE, output_sigmoid: bool = False,
-                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False):
-        super().__init__(noise_dim, time_chunk, cuda_graphs)
+                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False,
+                 prior: str = "fixed"):
+        super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
         self.frame_encoder = FrameEncoder(frame_dim)
         self.label_encoder = LabelEncoder(label_dim, label_slope)
         self.posterior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
+        if prior == "learned":   # p(z_t | previous frame, pose_t): the posterior's network, on what inference has
+            self.learned_prior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
         self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
         self.generator = Generator(fusion_dim, output_sigmoid)
         if channels_last:
