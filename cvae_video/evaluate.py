@@ -12,15 +12,13 @@ import json
 from pathlib import Path
 
 import hydra
-import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import default_collate
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.atomic import atomic_open
-from cvae_video.inference import load_module, pick_device
+from cvae_video.inference import load_for_inference
 from cvae_video.errors import UserError, user_errors
 from cvae_video.plots import Lines, Panel, save_figure
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
@@ -30,22 +28,12 @@ BASELINE_NAMES = {"one_step": "one step from the true previous frame", "copy_fir
                   "copy_prev_gt": "copy the previous true frame"}
 
 
-def validation_sequences(data_cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames and poses of every validation sequence of `data.val_vi_len` frames, (S, T, 3, H, W) each."""
-    datamodule = instantiate(data_cfg)
-    datamodule.prepare_data()
-    datamodule.setup("validate")
-    return default_collate(list(datamodule.val_set))
-
-
 def evaluate(cfg: DictConfig) -> dict:
     n = cfg.eval.num_samples
     if n < 1:
         raise UserError(f"eval.num_samples must be at least 1, got {n}")
-    L.seed_everything(cfg.seed, verbose=False)
-    device = pick_device(cfg.device)
-    module, trained = load_module(cfg.ckpt_path, device)
-    frames, poses = (x.to(device) for x in validation_sequences(cfg.data))   # (S, T, 3, H, W) each
+    module, trained, datamodule, device = load_for_inference(cfg, "validate")
+    frames, poses = (x.to(device) for x in default_collate(list(datamodule.val_set)))   # (S, T, 3, H, W) each
     s, t = frames.shape[:2]
     with torch.inference_mode():
         # all samples of all sequences in one batch, sample-major: row i * S + j is sample i of sequence j

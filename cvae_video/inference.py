@@ -1,10 +1,13 @@
 """A trained model ready for inference, rebuilt from its checkpoint alone: the run config stored in the
-checkpoint names the model, the state dict fills it. Evaluate and predict need no training config.
+checkpoint names the model, the state dict fills it. Evaluate and predict need no training config, and start
+alike (`load_for_inference`).
 """
 from __future__ import annotations
 
+import lightning as L
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from cvae_video.checkpoints import read_checkpoint
 from cvae_video.errors import UserError
@@ -35,3 +38,16 @@ def load_module(ckpt_path: str | None, device: torch.device) -> tuple[CVAEModule
     module = instantiate(run_config["module"], _partial_=True)(run_config=run_config)
     module.load_state_dict(ckpt["state_dict"])
     return module.to(device).eval(), {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}
+
+
+def load_for_inference(cfg: DictConfig, stage: str) -> tuple[CVAEModule, dict, L.LightningDataModule, torch.device]:
+    """What evaluate and predict start with: every RNG seeded with `cfg.seed`, the device of `cfg.device`, the
+    model of `cfg.ckpt_path` on it (and its {epoch, global_step}), and the data module of `cfg.data` (generated
+    if it is a synthetic set not made yet) set up for `stage` ("validate" or "predict")."""
+    L.seed_everything(cfg.seed, verbose=False)
+    device = pick_device(cfg.device)
+    module, trained = load_module(cfg.ckpt_path, device)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup(stage)
+    return module, trained, datamodule, device

@@ -12,33 +12,20 @@ import json
 from pathlib import Path
 
 import hydra
-import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.atomic import atomic_open
-from cvae_video.inference import load_module, pick_device
+from cvae_video.inference import load_for_inference
 from cvae_video.errors import user_errors
 from cvae_video.metrics import frame_scores, kaggle_psnr, summary
 from cvae_video.video_io import write_frames, write_gif, write_submission
 
 
-def load_test_sequences(data_cfg: DictConfig) -> dict:
-    """Every test sequence in one batch: id (S,), first_frame (S, 1, 3, H, W), poses and, where kept,
-    truth (S, T, 3, H, W)."""
-    datamodule = instantiate(data_cfg)
-    datamodule.prepare_data()
-    datamodule.setup("predict")
-    return next(iter(datamodule.predict_dataloader()))
-
-
 def predict(cfg: DictConfig) -> dict:
-    L.seed_everything(cfg.seed, verbose=False)
-    device = pick_device(cfg.device)
-    module, trained = load_module(cfg.ckpt_path, device)
-    batch = load_test_sequences(cfg.data)
+    module, trained, datamodule, device = load_for_inference(cfg, "predict")
+    batch = next(iter(datamodule.predict_dataloader()))   # every test sequence in one batch
     with torch.inference_mode():
         videos = module.rollout(batch["first_frame"].to(device), batch["poses"].to(device)).cpu()  # (S, T, 3, H, W)
     ids = batch["id"].tolist()
