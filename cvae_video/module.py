@@ -103,8 +103,7 @@ class CVAEModule(L.LightningModule):
         Never under autocast, also inside a mixed-precision Trainer's validation: evaluate and predict run the
         float32 weights without it, so validation reports their numbers, and no bf16 rounding compounds over
         630 frames. It is also faster: at batch 1 to 5 a rollout is launch-bound and autocast adds a cast of
-        every weight at every step (H200, CUDA-graph rollout of 630 frames at batch 1: 0.486 s in float32,
-        0.589 s under bf16 autocast).
+        every weight at every step (README, "Speed").
         """
         b, t, _, h, w = poses.shape
         noise = self.net.standard_noise(b, t - 1, h, w, poses.device, generator)
@@ -118,9 +117,8 @@ class CVAEModule(L.LightningModule):
         """Under mixed precision, cast each weight to the low precision once per training step.
 
         Lightning's autocast runs with its cast cache off, so every convolution of every time step of the
-        unroll casts its weights again, forward and backward: without this cache a free-running step of the
-        template at batch 32 x 16 launched 21,701 kernels through Lightning against 16,099 in a plain loop
-        (H200, torch profiler). The weights do not change within the unroll. Leaving this block turns the
+        unroll casts its weights again, forward and backward (the kernel counts are in the README, "Speed").
+        The weights do not change within the unroll. Leaving this block turns the
         cache off again, so the optimizer step (kept outside it) and what follows never read a stale cast, and
         Lightning's own autocast empties the cache when it exits at the end of the step.
         """
