@@ -40,7 +40,6 @@ from pathlib import Path
 import torch
 
 from cvae_video.atomic import atomic_open
-from cvae_video.models.sequence import sequence_loss
 from cvae_video.models.template import PoseCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,14 +174,14 @@ def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Ten
 
 def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, poses: torch.Tensor,
                teacher_forcing: bool, precision, host_reads: bool = False) -> None:
-    """The work of `CVAEModule.training_step` without Lightning: unroll, loss, backward, clip, step.
+    """The work of `CVAEModule.training_step` without Lightning: its forward pass (`net.training_loss`),
+    backward, clip, step.
 
     host_reads: also read the gradient norm's finiteness on the host after the backward pass, as the module's
     NaN guard does (the read waits for the device to finish everything queued).
     """
     with precision:
-        preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
-        loss, _, _ = sequence_loss(preds, frames, kls, beta=1.0)
+        loss, _, _ = net.training_loss(frames, poses, beta=1.0, teacher_forcing=teacher_forcing)
     opt.zero_grad()
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)

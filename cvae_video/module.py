@@ -17,7 +17,6 @@ from torch import nn
 
 from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, kaggle_psnr, psnr_per_frame, ssim_per_frame
-from cvae_video.models.sequence import sequence_loss
 from cvae_video.video_io import write_gif
 
 
@@ -138,8 +137,7 @@ class CVAEModule(L.LightningModule):
         else:
             teacher_forcing = bool(torch.rand(()) < self.tfr)
         with self.weights_cast_once():
-            preds, kls = self.net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
-            loss, mse, kl = sequence_loss(preds, frames, kls, self.beta)
+            loss, mse, kl = self.net.training_loss(frames, poses, self.beta, teacher_forcing)
 
         optimizer = self.optimizers()
         optimizer.zero_grad()

@@ -31,10 +31,11 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     """KL(N(mu, e^logvar) || N(0, I)) summed over latent elements, averaged over the batch (the lab's formula).
 
     mu, logvar (B, N, H, W) give a scalar; (B, T, N, H, W) give one value per time step, (T,). Always in
-    float32: under bf16 autocast mu and logvar come in bf16, whose 8-bit mantissa would round a KL of
+    float32 or wider: under bf16 autocast mu and logvar come in bf16, whose 8-bit mantissa would round a KL of
     thousands to steps of 16 or more.
     """
-    mu, logvar = mu.float(), logvar.float()
+    dtype = torch.promote_types(mu.dtype, torch.float32)   # bf16 / fp16 up to float32; float64 stays
+    mu, logvar = mu.to(dtype), logvar.to(dtype)
     terms = 1 + logvar - mu.pow(2) - logvar.exp()
     return -0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu.shape[0]
 
@@ -42,9 +43,10 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
                 logvar_p: torch.Tensor) -> torch.Tensor:
     """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) between diagonal Gaussians, normalised as
-    `kl_to_standard_normal` (summed over latent elements, averaged over the batch; float32).
+    `kl_to_standard_normal` (summed over latent elements, averaged over the batch; at least float32).
     (B, T, N, h, w) each -> (T,)."""
-    mu_q, logvar_q, mu_p, logvar_p = (x.float() for x in (mu_q, logvar_q, mu_p, logvar_p))
+    dtype = torch.promote_types(mu_q.dtype, torch.float32)
+    mu_q, logvar_q, mu_p, logvar_p = (x.to(dtype) for x in (mu_q, logvar_q, mu_p, logvar_p))
     terms = logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1
     return 0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu_q.shape[0]
 
@@ -194,6 +196,14 @@ class SequenceCVAE(nn.Module):
         if key not in self._graphs:
             self._graphs[key] = CapturedStep(step, prev_feat, pose_feat, z, context)
         return self._graphs[key]
+
+    def training_loss(self, frames: torch.Tensor, poses: torch.Tensor, beta: float,
+                      teacher_forcing: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One training step's forward pass: the clip (B, T, 3, H, W) and its poses unrolled with z from the
+        posterior -> (loss, mse, kl) of `sequence_loss`. `CVAEModule.training_step` and the benchmark's plain
+        loop both run this."""
+        preds, kls = self.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
+        return sequence_loss(preds, frames, kls, beta)
 
     def unroll(self, poses: torch.Tensor, frames: torch.Tensor, use_posterior: bool, teacher_forcing: bool,
                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
