@@ -16,9 +16,15 @@ GROUPS = {g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml"))
           for g in ("data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "callbacks", "experiment", "arm")}
 
 
+def preset_overrides(tiny_root, tmp_path) -> list[str]:
+    """`tiny_overrides` without its `model=small`: a preset chooses its model (lab_comparison sets widths)."""
+    return [o for o in tiny_overrides(tiny_root, tmp_path) if o != "model=small"]
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_config_option_composes_and_instantiates(compose_train, tiny_root, tmp_path, group, option):
-    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [f"{group}={option}"])
+    tiny = preset_overrides(tiny_root, tmp_path) if group == "experiment" else tiny_overrides(tiny_root, tmp_path)
+    cfg = compose_train(tiny + [f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)           # every interpolation resolves
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, _partial_=True)(run_config=None)
@@ -76,8 +82,9 @@ def test_teacher_forcing_follows_the_ratio(compose_train, tiny_root, tmp_path, t
 @pytest.mark.parametrize("experiment", [pytest.param(e, marks=pytest.mark.skipif(
     e.endswith("_gpu") and not torch.cuda.is_available(), reason="a GPU preset")) for e in GROUPS["experiment"]])
 def test_every_experiment_preset_trains_and_validates(compose_train, tiny_root, tmp_path, experiment):
-    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [f"experiment={experiment}",
-                                                               "data.train_frame_step=3"])   # 24-frame videos
+    cfg = compose_train(preset_overrides(tiny_root, tmp_path) + [f"experiment={experiment}",
+                                                               "data.train_frame_step=3",   # 24-frame videos
+                                                                "trainer.check_val_every_n_epoch=1"])
     assert cfg.task_name == experiment
     metrics = train(cfg)
     assert metrics["train/skipped"] == 0 and torch.isfinite(torch.tensor(metrics["train/loss_epoch"]))
