@@ -43,3 +43,4 @@ def compose_train():
         return cfg
     yield _compose
     GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None   # later tests (and user_errors) must not see this test's Hydra config
