@@ -6,7 +6,7 @@
 # Side by side on the one GPU (the lab's batch 2 is launch-bound, so the runs share it at nearly full speed):
 #   seed, seed_exact, seed+monotonic+adamw   trainer=gpu (bf16-mixed), batch 2, 3 minutes each, across beta's
 #                                            first rise (cyclical: epoch 1), validating 4 times an epoch
-#   small, data.train_frame_step=1|20|40     the demo's recipe and steps on the GPU
+#   small, data.train_frame_step=1|20|40     the demo's recipe on the GPU, 8 epochs of 31 batches (248 steps)
 #   the exact-resume test on CUDA            tests/test_reliability.py -k "sigkill and cuda"
 # Then prints every run's validation curve. Hydra may be missing on the GPU image: carry its wheels in .whl/
 # (README, "GPU").
@@ -34,8 +34,7 @@ run seed "${TEMPLATE[@]}" model=seed
 run seed_exact "${TEMPLATE[@]}" model=seed_exact
 run seed_monotonic_adamw "${TEMPLATE[@]}" model=seed kl=monotonic optim=adamw
 for step in 1 20 40; do
-  run "small_step$step" "${COMMON[@]}" experiment=demo data.partial=1.0 +trainer.limit_train_batches=31 \
-    data.train_frame_step=$step
+  run "small_step$step" "${COMMON[@]}" experiment=demo trainer.max_epochs=8 data.train_frame_step=$step
 done
 $PY -m pytest -q -p no:cacheprovider tests/test_reliability.py -k "sigkill" > "$RUNS/resume_test.log" 2>&1 &
 wait
