@@ -9,6 +9,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cvae_video.errors import UserError
+from cvae_video.models.sequence import SequenceCVAE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
@@ -49,7 +50,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 
 
 # key -> its allowed values (keys set in a yaml file and used inside a network, where Hydra would wrap the error)
-CHOICES: dict[str, tuple[str, ...]] = {"model.prior": ("fixed", "learned")}
+CHOICES: dict[str, tuple[str, ...]] = {"model.prior": SequenceCVAE.PRIORS}
 
 
 def check_ranges(cfg: DictConfig) -> None:
