@@ -32,6 +32,7 @@ CURVES = {"train/loss_epoch": ("training loss", True), "train/kl_epoch": ("KL", 
           "schedule/beta": ("beta", False), "schedule/tfr": ("teacher-forcing ratio", False),
           "val/psnr": ("validation PSNR (dB)", False)}
 FINAL = {"val/psnr": "val PSNR (dB)", "val/ssim": "val SSIM", "val/kaggle_psnr": "Kaggle-style PSNR (dB)"}
+CONF = Path(__file__).resolve().parents[1] / "conf"
 ENDS = 100   # frames at each end of the rollout compared by the "PSNR falls along the rollout" claim
 
 
@@ -158,7 +159,13 @@ def figure(name: str, arms: dict[str, list[Run]], members: list[str], out: Path)
     return save_figure(out / f"{name.replace(' ', '_')}.png", panels, "epoch (last panel: frame)")
 
 
-def claims(arms: dict[str, list[Run]]) -> list[tuple[str, str, str]]:
+def reads_previous_frame(config) -> bool:
+    """Whether the sweep's model reads the previous frame (else teacher forcing cannot change it): the template
+    always does; model=small only with the `previous` source."""
+    return "previous" in config.model.get("sources", ["previous"])
+
+
+def claims(arms: dict[str, list[Run]], reads_previous: bool = True) -> list[tuple[str, str, str]]:
     """(the seed report's claim, what this sweep shows, the figure it rests on), each by the module's rule."""
     psnr = {arm: values(runs, "val/psnr") for arm, runs in arms.items()}
     out = []
@@ -173,12 +180,17 @@ def claims(arms: dict[str, list[Run]]) -> list[tuple[str, str, str]]:
                 -1: "contradicted" if higher_supports else "supported"}[verdict]
         out.append((claim, f"{word}: {what} {a} {fmt(xa, 3)} vs {b} {fmt(xb, 3)}", f"{figure_name}.png"))
 
-    versus("Teacher forcing gives worse results than none", "tfr_off", BASELINE, "teacher_forcing")
+    if reads_previous:
+        versus("Teacher forcing gives worse results than none", "tfr_off", BASELINE, "teacher_forcing")
+    else:
+        out.append(("Teacher forcing gives worse results than none", "not tested: this sweep's model reads no "
+                    "previous frame, so teacher forcing cannot change it", "teacher_forcing.png"))
     versus("No KL annealing gives the best PSNR (vs monotonic)", "kl_none", "kl_monotonic", "kl_annealing")
     versus("Cyclical KL annealing gives the worst PSNR (vs none)", BASELINE, "kl_none", "kl_annealing",
            higher_supports=False)
     versus("AdamW's training loss is smoother than Adam's", "adamw", BASELINE, "optimizer",
            metric=lambda r: r.roughness, what="roughness of the log loss", higher_supports=False)
+    versus("lr 1e-4 (the report's) gives better PSNR than the lab's 1e-3", "lr_low", BASELINE, "learning_rate")
     if BASELINE in arms:
         runs = arms[BASELINE]
         diverged = [r for r in runs if r.status.get("status") == "diverged"]
@@ -200,8 +212,26 @@ def claims(arms: dict[str, list[Run]]) -> list[tuple[str, str, str]]:
     return out
 
 
+def size(config) -> str:
+    """The sweep's size in one paragraph: epochs, batches, model, and the schedules against the lab's (conf/)."""
+    model = config.model
+    lab_milestones = list(OmegaConf.load(CONF / "lr" / "multistep.yaml").scheduler.milestones)
+    milestones = OmegaConf.select(config, "lr.scheduler.milestones")
+    batches = config.trainer.limit_train_batches
+    return (f"`{OmegaConf.select(config, 'task_name')}`: {config.trainer.max_epochs} epochs of {batches or 'all'} "
+            f"batches (batch {config.data.batch_size}); model `{model._target_.rsplit('.', 1)[-1]}` "
+            f"{dict((k, v) for k, v in model.items() if k.endswith('_dim'))}"
+            + (f", sources {list(model.sources)}" if "sources" in model else "") + ". "
+            "The lab's schedules are kept in epochs (KL cycles, teacher forcing's decay), so short epochs scale them: "
+            f"an epoch here is {batches or 'a full epoch of'} batches, where the course's is 731. "
+            + (f"The lr milestones are epochs {list(milestones)} (the lab's: {lab_milestones}; x0.1 at each): at "
+               "the lab's, a short run would spend all but its first steps at the lowest lr." if milestones is not None
+               and list(milestones) != lab_milestones else "The lr schedule is the arm's own."))
+
+
 def write_report(sweep: Path, out: Path) -> Path:
     arms = read_sweep(sweep)
+    config = OmegaConf.load(next(iter(arms.values()))[0].path / ".hydra" / "config.yaml")
     out.mkdir(parents=True, exist_ok=True)
     figures = {name: figure(name, arms, members, out) for name, members in comparisons(arms).items()}
     lines = [f"# Lab comparisons: {sweep}", "",
@@ -219,16 +249,10 @@ def write_report(sweep: Path, out: Path) -> Path:
               "Rule: a difference counts where it is larger than either arm's spread over seeds (max - min, "
               "at least 2 seeds each); else inconclusive.", "",
               "| claim | this sweep | figure |", "|---|---|---|"]
-    lines += [f"| {c} | {v} | {f} |" for c, v, f in claims(arms)]
+    lines += [f"| {c} | {v} | {f} |" for c, v, f in claims(arms, reads_previous_frame(config))]
     lines += ["", "## Figures", ""] + [f"- {name}: `{path.name}` (arms: {', '.join(comparisons(arms)[name])})"
                                         for name, path in figures.items()]
-    config = OmegaConf.load(next(iter(arms.values()))[0].path / ".hydra" / "config.yaml")
-    lines += ["", "## Size", "",
-              f"`{OmegaConf.select(config, 'task_name')}`: {config.trainer.max_epochs} epochs of "
-              f"{config.trainer.limit_train_batches or 'all'} batches (batch {config.data.batch_size}), model "
-              f"widths {dict((k, v) for k, v in config.model.items() if k.endswith('_dim'))}. The lab's schedules "
-              "are kept in epochs, so short epochs scale them: an epoch here is "
-              f"{config.trainer.limit_train_batches or 'a full'} batches, where the course's is 731."]
+    lines += ["", "## Size", "", size(config)]
     path = out / "REPORT.md"
     with atomic_open(path) as f:
         f.write("\n".join(lines) + "\n")
