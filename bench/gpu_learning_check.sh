@@ -8,8 +8,11 @@
 #                                            first rise (cyclical: epoch 1), validating 4 times an epoch
 #   small, data.train_frame_step=1|20|40     the demo's recipe on the GPU, 8 epochs of 31 batches (248 steps)
 #   the exact-resume test on CUDA            tests/test_reliability.py -k "sigkill and cuda"
-# Then prints every run's validation curve. Hydra may be missing on the GPU image: carry its wheels in .whl/
-# (README, "GPU").
+# Then prints every run's validation curve.
+# Hydra (and for sweeps its joblib launcher and joblib) may be missing on a GPU machine without network: fetch
+# the wheels here (pip download hydra-core omegaconf antlr4-python3-runtime hydra-joblib-launcher joblib --no-deps
+# -d .whl), carry .whl/, and there run pip install --no-index --no-deps --target /tmp/site .whl/*.whl and
+# export PYTHONPATH=/tmp/site before this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-outputs/gpu_learning_check}}
@@ -52,7 +55,7 @@ for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
     rows = list(csv.DictReader(files[-1].open()))
     vals = [(int(r["step"]), float(r["val/psnr"]), float(r["val/psnr_over_copy_first"]))
             for r in rows if r.get("val/psnr")]
-    betas = {int(r["epoch"]): float(r["beta"]) for r in rows if r.get("beta")}
+    betas = {int(r["epoch"]): float(r["schedule/beta"]) for r in rows if r.get("schedule/beta")}
     print(f"{run.name}: beta per epoch {betas}")
     print("   " + "  ".join(f"step {s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
 EOF
