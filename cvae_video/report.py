@@ -213,9 +213,11 @@ def claims(arms: dict[str, list[Run]], reads_previous: bool = True) -> list[tupl
 
 
 def size(config) -> str:
-    """The sweep's size in one paragraph: epochs, batches, model, and the schedules against the lab's (conf/)."""
+    """The sweep's size in one paragraph, from the baseline's config: epochs, batches, model, and the schedules and
+    lr against the lab's (conf/lr/multistep.yaml)."""
     model = config.model
-    lab_milestones = list(OmegaConf.load(CONF / "lr" / "multistep.yaml").scheduler.milestones)
+    lab_lr = OmegaConf.load(CONF / "lr" / "multistep.yaml")
+    lab_milestones = list(lab_lr.scheduler.milestones)
     milestones = OmegaConf.select(config, "lr.scheduler.milestones")
     batches = config.trainer.limit_train_batches
     return (f"`{OmegaConf.select(config, 'task_name')}`: {config.trainer.max_epochs} epochs of {batches or 'all'} "
@@ -226,12 +228,14 @@ def size(config) -> str:
             f"an epoch here is {batches or 'a full epoch of'} batches, where the course's is 731. "
             + (f"The lr milestones are epochs {list(milestones)} (the lab's: {lab_milestones}; x0.1 at each): at "
                "the lab's, a short run would spend all but its first steps at the lowest lr." if milestones is not None
-               and list(milestones) != lab_milestones else "The lr schedule is the arm's own."))
+               and list(milestones) != lab_milestones else "The lr schedule is the arm's own.")
+            + (f" Every arm's base lr is {config.lr.base:g} unless the arm sets its own (the lab's: {lab_lr.base:g})."
+               if config.lr.base != lab_lr.base else ""))
 
 
 def write_report(sweep: Path, out: Path) -> Path:
     arms = read_sweep(sweep)
-    config = OmegaConf.load(next(iter(arms.values()))[0].path / ".hydra" / "config.yaml")
+    config = OmegaConf.load(arms.get(BASELINE, next(iter(arms.values())))[0].path / ".hydra" / "config.yaml")
     out.mkdir(parents=True, exist_ok=True)
     figures = {name: figure(name, arms, members, out) for name, members in comparisons(arms).items()}
     lines = [f"# Lab comparisons: {sweep}", "",

@@ -31,7 +31,7 @@ def status(run: Path) -> dict:
 
 @pytest.mark.slow
 def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tmp_path):
-    result = sweep(tmp_path / "sweep", tiny_root, "experiment=lab_comparison", "arm=baseline,tfr_off",
+    result = sweep(tmp_path / "sweep", tiny_root, "experiment=lab_comparison", "arm=baseline,tfr_off", "lr.base=5e-4",
                    "seed=1", "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "hydra/launcher=joblib",
                    "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -47,6 +47,7 @@ def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tm
     assert "teacher_forcing.png" in text
     assert (report.parent / "teacher_forcing.png").stat().st_size > 10_000
     assert "2 epochs of 2 batches" in text and "lr milestones are epochs [10, 15] (the lab's: [2, 5]" in text
+    assert "Every arm's base lr is 0.0005 unless the arm sets its own (the lab's: 0.001)" in text
 
 
 @pytest.mark.slow
