@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -84,6 +85,18 @@ def test_synthetic_set_has_lab4_layout_and_is_deterministic(tmp_path):
     assert digest(a) == digest(b)
     c = generate(tmp_path / "c", **{**kw, "seed": 4})
     assert digest(a) != digest(c)
+
+
+def test_parallel_runs_of_a_sweep_generate_one_set(tmp_path):
+    """Two runs of a joblib sweep (loky workers) that find no data both generate it, each with a process pool: one
+    set results, equal to a set made alone (before: a spawned child could not set loky's start method)."""
+    joblib = pytest.importorskip("joblib")
+    kw = dict(seed=3, train_videos=2, train_video_len=8, val_videos=1, test_videos=2, sequence_len=5, workers=2)
+    roots = joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(generate)(tmp_path / "set", **kw) for _ in "ab")
+    assert roots == [tmp_path / "set"] * 2 and [p.name for p in tmp_path.iterdir()] == ["set"]
+    alone = generate(tmp_path / "alone", **kw)
+    digest = lambda root: [hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))]
+    assert digest(tmp_path / "set") == digest(alone)
 
 
 def test_synthetic_frame_0_shows_the_figure_and_labels_are_drawn_on_black(tmp_path):

@@ -19,7 +19,7 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context, get_start_method
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: in
         raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
     draw = partial(performer.draw_video, look=look) if look else SCENES[scene]
     root = Path(root)
-    tmp = root.with_name(root.name + ".partial")
+    tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")   # one per process: parallel runs may all generate
     shutil.rmtree(tmp, ignore_errors=True)
     video = partial(_write_video, draw, seed, size=(height, width))   # one job per video, each its own stream
     jobs = []
@@ -80,14 +80,21 @@ def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: in
         jobs.append(partial(video, "test", i, sequence_len, frame_dir=truth, label_dir=labels, first_frame_dir=first))
     frames = train_videos * train_video_len + (val_videos + test_videos) * sequence_len
     workers = workers or (os.cpu_count() or 1 if frames > 5000 else 1)   # a process costs ~1 s to start
-    if workers == 1:
+    # Inside a worker of joblib's loky (a sweep's hydra/launcher=joblib) the start method is "loky", which a
+    # spawned child cannot set again: draw in this process there.
+    if workers == 1 or get_start_method(allow_none=True) not in (None, *get_all_start_methods()):
         for job in jobs:
             job()
     else:   # spawn: the workers need neither torch nor the parent's threads
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
-    tmp.rename(root)
+    try:
+        tmp.rename(root)
+    except OSError:   # another process (a parallel run of a sweep) wrote the same set first
+        if not root.is_dir():
+            raise
+        shutil.rmtree(tmp)
     return root
 
 
