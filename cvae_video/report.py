@@ -180,11 +180,12 @@ def claims(arms: dict[str, list[Run]], reads_previous: bool = True) -> list[tupl
                 -1: "contradicted" if higher_supports else "supported"}[verdict]
         out.append((claim, f"{word}: {what} {a} {fmt(xa, 3)} vs {b} {fmt(xb, 3)}", f"{figure_name}.png"))
 
+    teacher_forcing = "Teacher forcing gives worse results than none"
     if reads_previous:
-        versus("Teacher forcing gives worse results than none", "tfr_off", BASELINE, "teacher_forcing")
+        versus(teacher_forcing, "tfr_off", BASELINE, "teacher_forcing")
     else:
-        out.append(("Teacher forcing gives worse results than none", "not tested: this sweep's model reads no "
-                    "previous frame, so teacher forcing cannot change it", "teacher_forcing.png"))
+        out.append((teacher_forcing, "not tested: this sweep's model reads no previous frame, so teacher forcing "
+                    "cannot change it", "teacher_forcing.png"))
     versus("No KL annealing gives the best PSNR (vs monotonic)", "kl_none", "kl_monotonic", "kl_annealing")
     versus("Cyclical KL annealing gives the worst PSNR (vs none)", BASELINE, "kl_none", "kl_annealing",
            higher_supports=False)
@@ -237,7 +238,8 @@ def write_report(sweep: Path, out: Path) -> Path:
     arms = read_sweep(sweep)
     config = OmegaConf.load(arms.get(BASELINE, next(iter(arms.values())))[0].path / ".hydra" / "config.yaml")
     out.mkdir(parents=True, exist_ok=True)
-    figures = {name: figure(name, arms, members, out) for name, members in comparisons(arms).items()}
+    groups = comparisons(arms)
+    figures = {name: figure(name, arms, members, out) for name, members in groups.items()}
     lines = [f"# Lab comparisons: {sweep}", "",
              "Each arm changes one thing against the baseline (the lab's defaults); values are the last "
              "validation of each run, as mean [min, max] over seeds.", "",
@@ -254,7 +256,7 @@ def write_report(sweep: Path, out: Path) -> Path:
               "at least 2 seeds each); else inconclusive.", "",
               "| claim | this sweep | figure |", "|---|---|---|"]
     lines += [f"| {c} | {v} | {f} |" for c, v, f in claims(arms, reads_previous_frame(config))]
-    lines += ["", "## Figures", ""] + [f"- {name}: `{path.name}` (arms: {', '.join(comparisons(arms)[name])})"
+    lines += ["", "## Figures", ""] + [f"- {name}: `{path.name}` (arms: {', '.join(groups[name])})"
                                         for name, path in figures.items()]
     lines += ["", "## Size", "", size(config)]
     path = out / "REPORT.md"
