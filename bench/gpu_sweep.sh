@@ -2,7 +2,8 @@
 # Issue 13's GPU size in one call on one CUDA GPU: experiment=lab_comparison_gpu (the lab's template, batch 2, bf16,
 # 20 epochs of 30 batches), its 14 runs at once through Hydra's joblib launcher, then the report.
 #
-#     bash bench/gpu_sweep.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_sweep; N_JOBS=14 by default
+#     bash bench/gpu_sweep.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_sweep; N_JOBS=14 by default;
+#                                             SWEEP_TIMEOUT=S stops the runs after S seconds and reports what they did
 #
 # Writes OUT_DIR/gpu_sweep.log (with the wall time, data included) and OUT_DIR/report/ (REPORT.md, 4 figures).
 # Hydra (and for sweeps its joblib launcher and joblib) may be missing on a GPU machine without network: fetch
@@ -19,9 +20,9 @@ PY=python3
 {
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 START=$SECONDS
-$PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+[ -d data/performer_v1 ] || $PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
 rm -rf "$SWEEP"
-$PY -m cvae_video.train -m experiment=lab_comparison_gpu hydra/launcher=joblib "hydra.launcher.n_jobs=${N_JOBS:-14}" \
+${SWEEP_TIMEOUT:+timeout $SWEEP_TIMEOUT} $PY -m cvae_video.train -m experiment=lab_comparison_gpu hydra/launcher=joblib "hydra.launcher.n_jobs=${N_JOBS:-14}" \
     "hydra.sweep.dir=$SWEEP" > "$OUT_DIR/sweep_runs.log" 2>&1
 echo "sweep exit $?: $((SECONDS - START)) s, data included"
 grep -h '"status"' "$SWEEP"/*/run_status.json | sort | uniq -c

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Every GPU check of issues 11, 13 and 14 in one call on one CUDA GPU (~8 minutes), all runs side by side:
+#
+#     bash bench/gpu_session.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_session
+#
+#   the GPU sweep                  bench/gpu_sweep.sh (experiment=lab_comparison_gpu, 14 runs at once), its report
+#   the template, 3 minutes each   trainer=gpu (bf16-mixed), batch 2, the lab's defaults but for what is named:
+#                                  seed, seed_exact, seed tfr=off, seed_exact tfr=off (issue 11),
+#                                  seed tfr=off model.prior=learned (issue 14, against seed tfr=off)
+#   then evaluate on each template run's best checkpoint (eval.num_samples=5: mean, best-of-5, SSIM, spread).
+# Writes OUT_DIR/session.log (every template run's validation curve and evaluation) and OUT_DIR/results.tgz (the
+# sweep's report and logs, the template runs' metrics and evaluations; no checkpoints). Wheels: see gpu_sweep.sh.
+# GPU_SESSION_TINY=1: the same flow at tiny sizes on CPU (a check of this script, not a measurement).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-outputs/gpu_session}}
+WORK=${WORK_DIR:-/tmp/gpu_session}
+rm -rf "$WORK"; mkdir -p "$OUT_DIR" "$WORK/runs"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+PY=python3
+if [ -n "${GPU_SESSION_TINY:-}" ]; then
+  PY=${PY_TINY:-.venv/bin/python}
+  TRAINER=(trainer=cpu data.partial=0.01 trainer.max_time=00:00:00:40 trainer.val_check_interval=0.5 data.val_vi_len=40)
+  SWEEP_CMD=(true)
+else
+  TRAINER=(trainer=gpu trainer.max_time=00:00:03:00 trainer.val_check_interval=0.25)
+  SWEEP_CMD=(env SWEEP_TIMEOUT=${SWEEP_TIMEOUT:-420} bash bench/gpu_sweep.sh "$WORK/sweep")
+fi
+{
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+START=$SECONDS
+[ -d data/performer_v1 ] || $PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+echo "data ready in $((SECONDS - START)) s"
+"${SWEEP_CMD[@]}" > "$WORK/sweep.out" 2>&1 &
+SWEEP_PID=$!
+
+COMMON=("${TRAINER[@]}" trainer.enable_progress_bar=false "~callbacks.progress_bar" trainer.enable_model_summary=false)
+train() {   # train NAME OVERRIDES...: one template run, then evaluate on its best checkpoint
+  local name=$1; shift
+  $PY -m cvae_video.train "${COMMON[@]}" "$@" hydra.run.dir="$WORK/runs/$name" > "$WORK/runs/$name.log" 2>&1
+  local best
+  best=$(ls "$WORK/runs/$name"/checkpoints/best-*.ckpt 2>/dev/null | tail -1)
+  [ -n "$best" ] || { echo "$name: no best checkpoint" >> "$WORK/runs/$name.log"; return; }
+  $PY -m cvae_video.evaluate ckpt_path="$best" eval.num_samples=5 ${GPU_SESSION_TINY:+data.partial=0.01 data.val_vi_len=40} \
+      hydra.run.dir="$WORK/runs/$name/eval" > "$WORK/runs/$name.eval.log" 2>&1
+}
+train seed model=seed &
+train seed_exact model=seed_exact &
+train seed_tfr_off model=seed tfr=off &
+train seed_exact_tfr_off model=seed_exact tfr=off &
+train seed_tfr_off_learned_prior model=seed tfr=off model.prior=learned &
+wait $(jobs -p | grep -v "^$SWEEP_PID$")
+echo "template runs and evaluations done at $((SECONDS - START)) s (sharing the GPU with the sweep's runs)"
+
+$PY - "$WORK/runs" <<'EOF'
+import csv, json, sys
+from pathlib import Path
+for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
+    files = sorted(run.glob("csv/version_*/metrics.csv"))
+    if not files:
+        print(f"{run.name}: no metrics (see {run.name}.log)")
+        continue
+    rows = list(csv.DictReader(files[-1].open()))
+    vals = [(int(r["step"]), float(r["val/psnr"]), float(r["val/psnr_over_copy_first"]))
+            for r in rows if r.get("val/psnr")]
+    betas = {int(r["epoch"]): float(r["schedule/beta"]) for r in rows if r.get("schedule/beta")}
+    print(f"{run.name}: beta per epoch {betas}")
+    print("   " + "  ".join(f"{s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
+    metrics = run / "eval" / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        s, b, c = m["samples"], m["best_of_n"], m["baselines"]["copy_first"]
+        print(f"   evaluate ({Path(m['checkpoint']).name}, {s['n']} samples): PSNR {m['psnr_mean']:.2f} "
+              f"(per sample {[round(v, 2) for v in s['psnr_mean_per_sample']]}, std {s['psnr_std_over_samples']:.2f}), "
+              f"best-of-{b['n']} {b['psnr_mean']:.2f}, SSIM {m['ssim_mean']:.3f} (std {s['ssim_std_over_samples']:.3f}), "
+              f"Kaggle-style {m['kaggle_psnr']:.2f}; copy-first {c['psnr_mean']:.2f} / SSIM {c['ssim_mean']:.3f}")
+EOF
+wait "$SWEEP_PID"
+echo "sweep: exit $?"
+cat "$WORK/sweep/gpu_sweep.log" 2>/dev/null
+cat "$WORK/sweep/report/REPORT.md" 2>/dev/null
+echo "session done at $((SECONDS - START)) s"
+} > "$OUT_DIR/session.log" 2>&1
+cat "$OUT_DIR/session.log"
+tar czf "$OUT_DIR/results.tgz" --exclude='*.ckpt' --exclude='*.gif' -C "$WORK" . 2>/dev/null
