@@ -10,7 +10,7 @@
 #   then evaluate on each template run's best checkpoint (eval.num_samples=5: mean, best-of-5, SSIM, spread).
 # Writes OUT_DIR/session.log (every template run's validation curve and evaluation) and OUT_DIR/results.tgz (the
 # sweep's report and logs, the template runs' metrics and evaluations; no checkpoints). Wheels: see gpu_sweep.sh.
-# GPU_SESSION_TINY=1: the same flow at tiny sizes on CPU (a check of this script, not a measurement).
+# SWEEP=0: the template runs alone on the GPU. GPU_SESSION_TINY=1: the same flow at tiny sizes on CPU (a check of this script, not a measurement).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-outputs/gpu_session}}
@@ -26,6 +26,7 @@ else
   TRAINER=(trainer=gpu trainer.max_time=00:00:03:00 trainer.val_check_interval=0.25)
   SWEEP_CMD=(env SWEEP_TIMEOUT=${SWEEP_TIMEOUT:-420} bash bench/gpu_sweep.sh "$WORK/sweep")
 fi
+[ "${SWEEP:-1}" = 0 ] && SWEEP_CMD=(true)
 {
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 START=$SECONDS
@@ -50,7 +51,7 @@ train seed_tfr_off model=seed tfr=off &
 train seed_exact_tfr_off model=seed_exact tfr=off &
 train seed_tfr_off_learned_prior model=seed tfr=off model.prior=learned &
 wait $(jobs -p | grep -v "^$SWEEP_PID$")
-echo "template runs and evaluations done at $((SECONDS - START)) s (sharing the GPU with the sweep's runs)"
+echo "template runs and evaluations done at $((SECONDS - START)) s (sweep beside them: ${SWEEP:-1})"
 
 $PY - "$WORK/runs" <<'EOF'
 import csv, json, sys
