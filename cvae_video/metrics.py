@@ -6,6 +6,8 @@ and is only then averaged, so every score is right for any batch size.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -14,19 +16,31 @@ from torchmetrics.utilities import dim_zero_cat
 PSNR_CEILING = 100.0   # dB: identical frames score this instead of infinity (JSON files stay finite)
 
 
+def in_float32(score):
+    """Run a score in float32 also inside a mixed-precision Trainer's validation: under bf16 autocast SSIM's
+    Gaussian filter (a convolution) runs in bf16, and its variances lose so much that SSIM leaves [-1, 1]."""
+    @functools.wraps(score)
+    def scored(pred: torch.Tensor, target: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        with torch.autocast(pred.device.type, enabled=False):
+            return score(pred.float(), target.float(), *args, **kwargs)
+    return scored
+
+
+@in_float32
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """(B, T, C, H, W) images in [0, data_range] -> PSNR in dB of each frame of each sample, (B, T), at most
     PSNR_CEILING."""
     b, t = pred.shape[:2]
-    values = peak_signal_noise_ratio(pred.flatten(0, 1).float(), target.flatten(0, 1).float(),
+    values = peak_signal_noise_ratio(pred.flatten(0, 1), target.flatten(0, 1),
                                      data_range=data_range, reduction="none", dim=(1, 2, 3))
     return values.clamp(max=PSNR_CEILING).view(b, t)
 
 
+@in_float32
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B, T, C, H, W) images in [0, 1] -> SSIM of each frame of each sample, (B, T)."""
     b, t = pred.shape[:2]
-    values = structural_similarity_index_measure(pred.flatten(0, 1).float(), target.flatten(0, 1).float(),
+    values = structural_similarity_index_measure(pred.flatten(0, 1), target.flatten(0, 1),
                                                  data_range=1.0, reduction="none")
     return values.view(b, t)
 

@@ -133,3 +133,15 @@ def test_kl_is_float32_under_bf16_autocast():
         kl = kl_to_standard_normal(mu, logvar)
     assert kl.dtype == torch.float32
     assert torch.allclose(kl, exact, rtol=1e-6)
+
+
+def test_scores_are_float32_under_bf16_autocast():
+    """Validation scores inside a bf16-mixed Trainer: SSIM's filter in bf16 gave values outside [-1, 1]."""
+    from cvae_video.metrics import psnr_per_frame, ssim_per_frame
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(2, 5, 3, 32, 64, generator=g) * 0.1 + 0.7                 # a light, low-contrast room
+    pred = (truth + 0.02 * torch.randn(truth.shape, generator=g)).clamp(0, 1)
+    exact = {score: score(pred, truth) for score in (psnr_per_frame, ssim_per_frame)}
+    with lightning_autocast():
+        for score, value in exact.items():
+            assert torch.allclose(score(pred, truth), value, rtol=1e-5), score.__name__
