@@ -182,7 +182,7 @@ def claims(arms: dict[str, list[Run]], reads_previous: bool = True) -> list[tupl
 
     teacher_forcing = "Teacher forcing gives worse results than none"
     if reads_previous:
-        versus(teacher_forcing, "tfr_off", BASELINE, "teacher_forcing")
+        versus(teacher_forcing, BASELINE, "tfr_linear", "teacher_forcing")
     else:
         out.append((teacher_forcing, "not tested: this sweep's model reads no previous frame, so teacher forcing "
                     "cannot change it", "teacher_forcing.png"))

@@ -46,9 +46,11 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
     assert (cfg.data.frame_H, cfg.data.frame_W, cfg.data.partial, cfg.data.val_batch_size) == (32, 64, 1.0, 1)
     assert cfg.optim._target_ == "torch.optim.Adam" and cfg.data.train_frame_step == 1
     assert (cfg.kl._target_.rsplit(".", 1)[1], cfg.kl.cycle, cfg.kl.ratio) == ("cyclical", 10, 1)
-    assert (cfg.tfr._target_.rsplit(".", 1)[1], cfg.tfr.start, cfg.tfr.tfr_sde, cfg.tfr.tfr_d_step) == ("linear_decay", 1.0, 10, 0.1)
+    lab_tfr = compose_train(["tfr=linear"]).tfr   # the lab's stated teacher forcing, one override away
+    assert (lab_tfr._target_.rsplit(".", 1)[1], lab_tfr.start, lab_tfr.tfr_sde, lab_tfr.tfr_d_step) == ("linear_decay", 1.0, 10, 0.1)
     # the README's deviations, each pinned: a change here must change the README's table too
     assert (cfg.module.clip_per_network, cfg.module.teacher_forcing_per, cfg.data.shuffle) == (True, "batch", True)
+    assert (cfg.tfr._target_.rsplit(".", 1)[1], cfg.tfr.value) == ("constant", 0.0)   # no teacher forcing
     assert compose_train(["trainer=gpu"]).trainer.precision == "bf16-mixed"
     report = compose_train([f"paths.output_dir={tmp_path}", "optim=adamw", "lr=constant", "lr.base=1e-4"])
     assert report.optim._target_ == "torch.optim.AdamW" and report.optim.lr == 1e-4
