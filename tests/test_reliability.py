@@ -95,14 +95,15 @@ def test_empty_split_and_lengths(data):
 
 
 @pytest.mark.parametrize("override,key", [
-    ("lr.base=0", "lr.base=0"), ("tfr.start=1.5", "tfr.start=1.5"), ("tfr.tfr_d_step=-0.1", "tfr.tfr_d_step=-0.1"),
+    ("lr.base=0", "lr.base=0"), ("tfr.value=1.5", "tfr.value=1.5"), ("tfr=linear tfr.start=1.5", "tfr.start=1.5"),
+    ("tfr=linear tfr.tfr_d_step=-0.1", "tfr.tfr_d_step=-0.1"),
     ("kl.ratio=0", "kl.ratio=0"), ("kl.cycle=0", "kl.cycle=0"), ("data.batch_size=0", "data.batch_size=0"),
     ("data.frame_H=0", "data.frame_H=0"), ("module.teacher_forcing_per=step", "module.teacher_forcing_per"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1"),
     ("model.prior=lerned", "model.prior=lerned is not one of fixed, learned"),
 ])
 def test_out_of_range_config_values_name_the_key(compose_train, data, tmp_path, override, key):
-    cfg = compose_train(tiny_overrides(data, tmp_path / "out") + [override])
+    cfg = compose_train(tiny_overrides(data, tmp_path / "out") + override.split())
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
         train(cfg)
     assert not (tmp_path / "out").exists()
@@ -175,7 +176,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, device):
                     sequence_len=6, height=16, width=32)
     common = [*device, f"data.root={data}", "model=small", "data.frame_H=16", "data.frame_W=32", "data.train_vi_len=4",
               "data.val_vi_len=6", "data.batch_size=1", "trainer.max_epochs=3", "kl=monotonic", "kl.ratio=0.7",
-              "tfr.tfr_sde=0", "tfr.tfr_d_step=0.4", "lr=multistep", "lr.scheduler.milestones=[1,2]",
+              "tfr=linear", "tfr.tfr_sde=0", "tfr.tfr_d_step=0.4", "lr=multistep", "lr.scheduler.milestones=[1,2]",
               "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.log_every_n_steps=1",
               "trainer.val_check_interval=1.0"]   # checkpoints at epoch ends: resume from one
     straight, killed = tmp_path / "straight", tmp_path / "killed"

@@ -74,7 +74,7 @@ def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train
     assert ckpt["run_config"]["model"]["frame_dim"] == 16 and ckpt["epoch"] == 1
 
 
-@pytest.mark.parametrize("tfr,expected", [("tfr=off", 0.0), ("tfr.start=1.0", 1.0)])
+@pytest.mark.parametrize("tfr,expected", [("tfr=off", 0.0), ("tfr=linear", 1.0)])
 def test_teacher_forcing_follows_the_ratio(compose_train, tiny_root, tmp_path, tfr, expected):
     cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [tfr, "trainer.limit_val_batches=0"])
     metrics = train(cfg)
