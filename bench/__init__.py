@@ -1,2 +1,2 @@
 """Benchmarks of this project, run from the repository root: `python -m bench.steps` (`make bench`), and the
-GPU checks `bench/gpu_check.sh` and `bench/gpu_learning_check.sh`."""
+GPU checks `bench/gpu_check.sh`, `bench/gpu_learning_check.sh` and `bench/gpu_session.sh`."""

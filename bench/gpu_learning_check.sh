@@ -44,20 +44,6 @@ wait
 echo "all runs done in $((SECONDS - START)) s (they shared the GPU)"
 tail -3 "$RUNS/resume_test.log"
 
-$PY - "$RUNS" <<'EOF'
-import csv, sys
-from pathlib import Path
-for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
-    files = sorted(run.glob("csv/version_*/metrics.csv"))
-    if not files:
-        print(f"{run.name}: no metrics (see {run.name}.log)")
-        continue
-    rows = list(csv.DictReader(files[-1].open()))
-    vals = [(int(r["step"]), float(r["val/psnr"]), float(r["val/psnr_over_copy_first"]))
-            for r in rows if r.get("val/psnr")]
-    betas = {int(r["epoch"]): float(r["schedule/beta"]) for r in rows if r.get("schedule/beta")}
-    print(f"{run.name}: beta per epoch {betas}")
-    print("   " + "  ".join(f"step {s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
-EOF
+$PY -m bench.gpu_runs_summary "$RUNS"
 } 2>&1 | tee "$OUT_DIR/gpu_learning_check.log"
 tar czf "$OUT_DIR/runs.tgz" --exclude='*.ckpt' -C "$(dirname "$RUNS")" "$(basename "$RUNS")"

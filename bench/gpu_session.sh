@@ -53,29 +53,7 @@ train seed_tfr_off_learned_prior model=seed tfr=off model.prior=learned &
 wait $(jobs -p | grep -v "^$SWEEP_PID$")
 echo "template runs and evaluations done at $((SECONDS - START)) s (sweep beside them: ${SWEEP:-1})"
 
-$PY - "$WORK/runs" <<'EOF'
-import csv, json, sys
-from pathlib import Path
-for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
-    files = sorted(run.glob("csv/version_*/metrics.csv"))
-    if not files:
-        print(f"{run.name}: no metrics (see {run.name}.log)")
-        continue
-    rows = list(csv.DictReader(files[-1].open()))
-    vals = [(int(r["step"]), float(r["val/psnr"]), float(r["val/psnr_over_copy_first"]))
-            for r in rows if r.get("val/psnr")]
-    betas = {int(r["epoch"]): float(r["schedule/beta"]) for r in rows if r.get("schedule/beta")}
-    print(f"{run.name}: beta per epoch {betas}")
-    print("   " + "  ".join(f"{s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
-    metrics = run / "eval" / "metrics.json"
-    if metrics.exists():
-        m = json.loads(metrics.read_text())
-        s, b, c = m["samples"], m["best_of_n"], m["baselines"]["copy_first"]
-        print(f"   evaluate ({Path(m['checkpoint']).name}, {s['n']} samples): PSNR {m['psnr_mean']:.2f} "
-              f"(per sample {[round(v, 2) for v in s['psnr_mean_per_sample']]}, std {s['psnr_std_over_samples']:.2f}), "
-              f"best-of-{b['n']} {b['psnr_mean']:.2f}, SSIM {m['ssim_mean']:.3f} (std {s['ssim_std_over_samples']:.3f}), "
-              f"Kaggle-style {m['kaggle_psnr']:.2f}; copy-first {c['psnr_mean']:.2f} / SSIM {c['ssim_mean']:.3f}")
-EOF
+$PY -m bench.gpu_runs_summary "$WORK/runs"
 wait "$SWEEP_PID"
 echo "sweep: exit $?"
 cat "$WORK/sweep/gpu_sweep.log" 2>/dev/null
