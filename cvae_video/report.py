@@ -241,8 +241,8 @@ def write_report(sweep: Path, out: Path) -> Path:
     groups = comparisons(arms)
     figures = {name: figure(name, arms, members, out) for name, members in groups.items()}
     lines = [f"# Lab comparisons: {sweep}", "",
-             "Each arm changes one thing against the baseline (the lab's defaults); values are the last "
-             "validation of each run, as mean [min, max] over seeds.", "",
+             "Each arm changes one thing against the baseline (the defaults: the lab's, with the README's "
+             "deviations); values are the last validation of each run, as mean [min, max] over seeds.", "",
              "| arm | runs (seeds) | ended | " + " | ".join(FINAL.values()) + " | wall time (min) |",
              "|---" * (4 + len(FINAL)) + "|"]
     for arm, runs in arms.items():

@@ -1,5 +1,6 @@
-"""The template learns under the lab's recipe: a dead model (flat training loss, the same image at every
-validation, as the template with a sigmoid and all gradients clipped together was) fails this test."""
+"""The template learns under the defaults (the lab's recipe with the README's deviations): a dead model (flat
+training loss, the same image at every validation, as the template with a sigmoid and all gradients clipped
+together was) fails this test."""
 import json
 
 import pytest

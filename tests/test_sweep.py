@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from cvae_video.report import compare, main as report_main, reads_previous_frame
 from tests.conftest import CONF_DIR, tiny_overrides
@@ -90,6 +91,16 @@ def test_launchers_and_search_compose(overrides):
         or cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
     if "experiment=lab_comparison" in overrides:
         assert cfg.hydra.sweeper.params.arm.split(",")[0] == "baseline" and cfg.hydra.sweeper.params.seed == "1,2"
+
+
+def test_every_key_the_optuna_search_sets_is_in_its_config():
+    """The sweeper overrides each of its params in every trial: a key missing from the config fails them all."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose(config_name="train", overrides=["hparams_search=optuna"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    missing = [key for key in cfg.hydra.sweeper.params if OmegaConf.select(cfg, key) is None]
+    assert not missing and len(cfg.hydra.sweeper.params) == 5, missing
 
 
 def test_verdict_rule_needs_a_difference_beyond_the_spread():
