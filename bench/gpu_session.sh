@@ -10,7 +10,8 @@
 #   then evaluate on each template run's best checkpoint (eval.num_samples=5: mean, best-of-5, SSIM, spread).
 # Writes OUT_DIR/session.log (every template run's validation curve and evaluation) and OUT_DIR/results.tgz (the
 # sweep's report and logs, the template runs' metrics and evaluations; no checkpoints). Wheels: see gpu_sweep.sh.
-# SWEEP=0: the template runs alone on the GPU. GPU_SESSION_TINY=1: the same flow at tiny sizes on CPU (a check of this script, not a measurement).
+# SWEEP=0: the template runs alone on the GPU. GPU_SESSION_TINY=1: the same flow at tiny sizes on CPU (a check of
+# this script, not a measurement).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-outputs/gpu_session}}

@@ -76,6 +76,15 @@ def test_wandb_groups_a_sweep_and_tags_each_run(tiny_root, tmp_path):
         assert next(offline.rglob("*.gif")).stat().st_size > 0      # the validation rollout
 
 
+def hydra_config(overrides: list[str]):
+    """The train config with its `hydra` node (launcher, sweeper), as a -m run composes it."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
 @pytest.mark.parametrize("overrides", [
     ["experiment=lab_comparison", "hydra/launcher=joblib"],
     ["experiment=lab_comparison_gpu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=14"],
@@ -83,10 +92,7 @@ def test_wandb_groups_a_sweep_and_tags_each_run(tiny_root, tmp_path):
     ["hparams_search=optuna"],
 ])
 def test_launchers_and_search_compose(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    GlobalHydra.instance().clear()
+    cfg = hydra_config(overrides)
     assert "joblib" in cfg.hydra.launcher._target_.lower() or "submitit" in cfg.hydra.launcher._target_.lower() \
         or cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
     if "experiment=lab_comparison" in overrides:
@@ -95,10 +101,7 @@ def test_launchers_and_search_compose(overrides):
 
 def test_every_key_the_optuna_search_sets_is_in_its_config():
     """The sweeper overrides each of its params in every trial: a key missing from the config fails them all."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        cfg = compose(config_name="train", overrides=["hparams_search=optuna"], return_hydra_config=True)
-    GlobalHydra.instance().clear()
+    cfg = hydra_config(["hparams_search=optuna"])
     missing = [key for key in cfg.hydra.sweeper.params if OmegaConf.select(cfg, key) is None]
     assert not missing and len(cfg.hydra.sweeper.params) == 5, missing
 
