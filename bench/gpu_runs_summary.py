@@ -19,8 +19,10 @@ def main(runs_dir: str) -> None:
         vals = [(int(r["step"]), float(r["val/psnr"]), float(r["val/psnr_over_copy_first"]))
                 for r in rows if r.get("val/psnr")]
         betas = {int(r["epoch"]): float(r["schedule/beta"]) for r in rows if r.get("schedule/beta")}
-        print(f"{run.name}: beta per epoch {betas}")
-        print("   " + "  ".join(f"{s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
+        kls = [(int(r["step"]), float(r["train/kl_step"])) for r in rows if r.get("train/kl_step")]
+        print(f"{run.name}: beta per epoch (its last value) {betas}")
+        print("   val PSNR at step: " + "  ".join(f"{s}: {v:.2f} ({d:+.2f})" for s, v, d in vals))
+        print("   train/kl at step: " + "  ".join(f"{s}: {k:.4g}" for s, k in kls[::max(1, len(kls) // 8)]))
         metrics = run / "eval" / "metrics.json"
         if metrics.exists():
             m = json.loads(metrics.read_text())

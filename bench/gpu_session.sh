@@ -5,8 +5,9 @@
 #
 #   the GPU sweep                  bench/gpu_sweep.sh (experiment=lab_comparison_gpu, 14 runs at once), its report
 #   the template, 3 minutes each   trainer=gpu (bf16-mixed), batch 2, the defaults (no teacher forcing) but for what
-#                                  is named: seed, seed_exact, each also with tfr=linear (the lab's stated teacher
-#                                  forcing; issue 11), seed model.prior=learned (issue 14, against seed)
+#                                  is named: seed and seed_exact with beta per epoch (the lab's) and per step (issue
+#                                  11), seed with beta per step under kl=monotonic optim=adamw (the user's second
+#                                  command) and with model.prior=learned (issue 14, against seed per step)
 #   then evaluate on each template run's best checkpoint (eval.num_samples=5: mean, best-of-5, SSIM, spread).
 # Writes OUT_DIR/session.log (every template run's validation curve and evaluation) and OUT_DIR/results.tgz (the
 # sweep's report and logs, the template runs' metrics and evaluations; no checkpoints). Wheels: see gpu_sweep.sh.
@@ -24,7 +25,7 @@ if [ -n "${GPU_SESSION_TINY:-}" ]; then
   TRAINER=(trainer=cpu data.partial=0.01 trainer.max_time=00:00:00:40 trainer.val_check_interval=0.5 data.val_vi_len=40)
   SWEEP_CMD=(true)
 else
-  TRAINER=(trainer=gpu trainer.max_time=00:00:03:00 trainer.val_check_interval=0.25)
+  TRAINER=(trainer=gpu trainer.max_time=00:00:03:00 trainer.val_check_interval=0.1)
   SWEEP_CMD=(env SWEEP_TIMEOUT=${SWEEP_TIMEOUT:-420} SWEEP_DIR="$WORK/sweep_runs" bash bench/gpu_sweep.sh "$WORK/sweep")
 fi
 [ "${SWEEP:-1}" = 0 ] && SWEEP_CMD=(true)
@@ -46,11 +47,13 @@ train() {   # train NAME OVERRIDES...: one template run, then evaluate on its be
   $PY -m cvae_video.evaluate ckpt_path="$best" eval.num_samples=5 ${GPU_SESSION_TINY:+data.partial=0.01 data.val_vi_len=40} \
       hydra.run.dir="$WORK/runs/$name/eval" > "$WORK/runs/$name.eval.log" 2>&1
 }
-train seed model=seed &
-train seed_exact model=seed_exact &
-train seed_tfr_linear model=seed tfr=linear &
-train seed_exact_tfr_linear model=seed_exact tfr=linear &
-train seed_learned_prior model=seed model.prior=learned &
+EPOCH=callbacks.beta.per_step=false STEP=callbacks.beta.per_step=true
+train seed_beta_per_epoch model=seed $EPOCH &
+train seed_exact_beta_per_epoch model=seed_exact $EPOCH &
+train seed_beta_per_step model=seed $STEP &
+train seed_exact_beta_per_step model=seed_exact $STEP &
+train seed_monotonic_adamw_per_step model=seed kl=monotonic optim=adamw $STEP &
+train seed_learned_prior_per_step model=seed model.prior=learned $STEP &
 wait $(jobs -p | grep -v "^$SWEEP_PID$")
 echo "template runs and evaluations done at $((SECONDS - START)) s (sweep beside them: ${SWEEP:-1})"
 

@@ -1,4 +1,4 @@
-"""Callbacks that apply the per-epoch schedules of `cvae_video.schedules` to the LightningModule."""
+"""Callbacks that apply the schedules of `cvae_video.schedules` to the LightningModule."""
 from __future__ import annotations
 
 import random
@@ -10,21 +10,31 @@ import numpy as np
 import torch
 
 
-class EpochSchedule(L.Callback):
-    """At the start of every training epoch sets `module.<attribute> = schedule(epoch)` and logs it as
-    `schedule/<attribute>`.
+class Schedule(L.Callback):
+    """Sets `module.<attribute> = schedule(epoch)` and logs it as `schedule/<attribute>`.
 
-    The value depends on the epoch alone, so a resumed run gets exactly the values of an uninterrupted
+    `per_step=False`: once, at the start of every training epoch, as the lab. `per_step=True`: before every
+    training batch, at the fractional epoch `epoch + batch / batches_per_epoch`, so the value moves between
+    one epoch's value and the next instead of jumping (Fu et al. anneal beta per iteration). The value
+    depends on the epoch and batch alone, so a resumed run gets exactly the values of an uninterrupted
     one; the callback keeps no state of its own.
     """
 
-    def __init__(self, attribute: str, schedule: Callable[[int], float]):
-        self.attribute, self.schedule = attribute, schedule
+    def __init__(self, attribute: str, schedule: Callable[[float], float], per_step: bool = False):
+        self.attribute, self.schedule, self.per_step = attribute, schedule, per_step
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = float(self.schedule(trainer.current_epoch))
+        if not self.per_step:
+            self._apply(pl_module, trainer.current_epoch, on_step=False)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.per_step:
+            self._apply(pl_module, trainer.current_epoch + batch_idx / trainer.num_training_batches, on_step=True)
+
+    def _apply(self, pl_module: L.LightningModule, epoch: float, on_step: bool) -> None:
+        value = float(self.schedule(epoch))
         setattr(pl_module, self.attribute, value)
-        pl_module.log(f"schedule/{self.attribute}", value, on_step=False, on_epoch=True)
+        pl_module.log(f"schedule/{self.attribute}", value, on_step=on_step, on_epoch=not on_step)
 
 
 class RNGState(L.Callback):

@@ -1,23 +1,24 @@
-"""Per-epoch schedules of the KL weight beta and the teacher-forcing ratio.
+"""Schedules of the KL weight beta and the teacher-forcing ratio.
 
-Each is a pure function of the epoch (0-based, the epoch about to run) and its settings, so a run
-resumed at epoch e gets exactly the value an uninterrupted run had. The config groups `kl/` and `tfr/`
-pick a function and its settings (Hydra `_partial_`); `callbacks.EpochSchedule` applies it.
+Each is a pure function of the epoch (0-based; fractional where `callbacks.Schedule` applies it per
+step) and its settings, so a resumed run gets exactly the values an uninterrupted run had. The config
+groups `kl/` and `tfr/` pick a function and its settings (Hydra `_partial_`); `callbacks.Schedule`
+applies it.
 """
 from __future__ import annotations
 
 
-def constant(epoch: int, value: float = 1.0) -> float:
+def constant(epoch: float, value: float = 1.0) -> float:
     """The same value every epoch (`kl=none`: beta = 1; `tfr=off`: tfr = 0)."""
     return float(value)
 
 
-def monotonic(epoch: int, max_epochs: int, ratio: float = 1.0) -> float:
+def monotonic(epoch: float, max_epochs: int, ratio: float = 1.0) -> float:
     """Beta rises linearly from 0 to 1 over the first `ratio` of the `max_epochs` epochs, then stays 1."""
     return min(1.0, epoch / (ratio * max_epochs))
 
 
-def cyclical(epoch: int, cycle: int, ratio: float = 1.0) -> float:
+def cyclical(epoch: float, cycle: int, ratio: float = 1.0) -> float:
     """Fu et al. (NAACL 2019): the monotonic ramp restarts every `cycle` epochs.
 
     Within a cycle beta rises from 0 by 1 / (ratio * cycle) per epoch and is held at 1 once it gets
@@ -26,12 +27,12 @@ def cyclical(epoch: int, cycle: int, ratio: float = 1.0) -> float:
     return monotonic(epoch % cycle, cycle, ratio)
 
 
-def linear_decay(epoch: int, start: float, tfr_sde: int, tfr_d_step: float) -> float:
+def linear_decay(epoch: float, start: float, tfr_sde: int, tfr_d_step: float) -> float:
     """Teacher forcing (the lab): `start` until epoch `tfr_sde`, then `tfr_d_step` less per epoch, down to 0."""
     return max(0.0, start - tfr_d_step * max(0, epoch - tfr_sde))
 
 
-def multiplicative_decay(epoch: int, start: float, tfr_sde: int, tfr_d_step: float) -> float:
+def multiplicative_decay(epoch: float, start: float, tfr_sde: int, tfr_d_step: float) -> float:
     """The lab report's variant: each epoch subtracts `tfr_d_step * (epoch - tfr_sde)` from the current ratio.
 
     The report's update `tfr = max(tfr - d * (e - sde), 0)`, applied once per epoch, compounds: after

@@ -1,3 +1,4 @@
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,15 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
     assert compose_train(["trainer=gpu"]).trainer.precision == "bf16-mixed"
     report = compose_train([f"paths.output_dir={tmp_path}", "optim=adamw", "lr=constant", "lr.base=1e-4"])
     assert report.optim._target_ == "torch.optim.AdamW" and report.optim.lr == 1e-4
+
+
+def test_beta_per_step_moves_between_epoch_values(compose_train, tiny_root, tmp_path):
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [
+        "trainer.limit_train_batches=4", "kl=cyclical", "kl.cycle=2", "callbacks.beta.per_step=true"])
+    train(cfg)
+    with open(tmp_path / "csv" / "version_0" / "metrics.csv", newline="") as f:
+        beta = [float(r["schedule/beta"]) for r in csv.DictReader(f) if r.get("schedule/beta")]
+    assert beta == pytest.approx([0.0, 0.125, 0.25, 0.375])   # epoch 0 -> 0, epoch 1 -> 0.5, by batch of 4
 
 
 def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train, tiny_root, tmp_path):
