@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 13's GPU size in one call on one CUDA GPU: experiment=lab_comparison_gpu (the lab's template, batch 2, bf16,
-# 20 epochs of 15 batches), its 14 runs at once through Hydra's joblib launcher, then the report.
+# 20 epochs of 10 batches), its 14 runs at once through Hydra's joblib launcher, then the report.
 #
 #     bash bench/gpu_sweep.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_sweep; N_JOBS=14 by default;
 #                                             SWEEP_TIMEOUT=S stops the runs after S seconds and reports what they did

@@ -52,6 +52,7 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
     # the README's deviations, each pinned: a change here must change the README's table too
     assert (cfg.module.clip_per_network, cfg.module.teacher_forcing_per, cfg.data.shuffle) == (True, "batch", True)
     assert (cfg.tfr._target_.rsplit(".", 1)[1], cfg.tfr.value) == ("constant", 0.0)   # no teacher forcing
+    assert cfg.callbacks.beta.per_step is True   # beta moves every step (the lab: once an epoch)
     assert compose_train(["trainer=gpu"]).trainer.precision == "bf16-mixed"
     report = compose_train([f"paths.output_dir={tmp_path}", "optim=adamw", "lr=constant", "lr.base=1e-4"])
     assert report.optim._target_ == "torch.optim.AdamW" and report.optim.lr == 1e-4
