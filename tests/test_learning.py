@@ -1,6 +1,7 @@
 """The template learns under the defaults (the lab's recipe with the README's deviations): a dead model (flat
 training loss, the same image at every validation, as the template with a sigmoid and all gradients clipped
-together was) fails this test."""
+together was) fails this test, and so does a model whose rollout does not beat copy-first-frame."""
+import csv
 import json
 
 import pytest
@@ -23,3 +24,6 @@ def test_a_narrowed_template_learns_under_the_labs_recipe(compose_train, tmp_pat
     validations = [json.loads(line) for line in (out / "val_psnr_per_frame.jsonl").read_text().splitlines()]
     first, last = (sum(v["psnr"]) / len(v["psnr"]) for v in (validations[0], validations[-1]))
     assert last > first + 2.0, (first, last)
+    with open(out / "csv" / "version_0" / "metrics.csv", newline="") as f:
+        margins = [float(r["val/psnr_over_copy_first"]) for r in csv.DictReader(f) if r.get("val/psnr_over_copy_first")]
+    assert margins[-1] > 0, margins   # the rollout, z from the prior, beats copying the first frame

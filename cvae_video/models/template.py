@@ -12,6 +12,7 @@ from torch import nn
 from cvae_video.models.sequence import SequenceCVAE
 
 SLOPE = 0.01  # LeakyReLU slope of the template's blocks
+TEMPLATE_SLOPE = 1.0   # the template's LeakyReLU(True) in the label encoder and the posterior: no non-linearity
 
 
 class ResidualBlock(nn.Module):
@@ -96,7 +97,7 @@ class LabelEncoder(nn.Sequential):
     slope: of the activation after the BatchNorm; the template's `LeakyReLU(True)` is slope 1 (none).
     """
 
-    def __init__(self, out_ch: int, slope: float = SLOPE):
+    def __init__(self, out_ch: int, slope: float = TEMPLATE_SLOPE):
         super().__init__(
             nn.ReflectionPad2d(3), nn.Conv2d(3, out_ch // 2, 7), StepwiseBatchNorm2d(out_ch // 2),
             nn.LeakyReLU(slope), ResidualBlock(out_ch // 2, out_ch),
@@ -115,7 +116,7 @@ class Posterior(nn.Module):
     slope: of the activation before the last 1x1 convolution; the template's `LeakyReLU(True)` is slope 1.
     """
 
-    def __init__(self, in_ch: int, noise_ch: int, slope: float = SLOPE):
+    def __init__(self, in_ch: int, noise_ch: int, slope: float = TEMPLATE_SLOPE):
         super().__init__()
         n, quarter, half = noise_ch, max(noise_ch // 4, 1), max(noise_ch // 2, 1)
         self.net = nn.Sequential(
@@ -159,7 +160,7 @@ class PoseCVAE(SequenceCVAE):
     keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
 
     def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
-                 label_slope: float = SLOPE, posterior_slope: float = SLOPE, output_sigmoid: bool = False,
+                 label_slope: float = TEMPLATE_SLOPE, posterior_slope: float = TEMPLATE_SLOPE, output_sigmoid: bool = False,
                  time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False,
                  prior: str = "fixed"):
         super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
