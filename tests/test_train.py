@@ -43,7 +43,7 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
     assert (cfg.lr.base, cfg.data.batch_size, cfg.data.train_vi_len, cfg.data.val_vi_len) == (1e-3, 2, 16, 630)
     assert list(cfg.lr.scheduler.milestones) == [2, 5] and cfg.lr.scheduler.gamma == 0.1
     assert (cfg.model.frame_dim, cfg.model.label_dim, cfg.model.noise_dim, cfg.model.fusion_dim) == (128, 32, 12, 192)
-    assert (cfg.model.label_slope, cfg.model.posterior_slope, cfg.model.output_sigmoid) == (1.0, 1.0, False)   # the template's
+    assert (cfg.model.label_slope, cfg.model.posterior_slope, cfg.model.output_sigmoid) == (1.0, 1.0, False)
     assert cfg.trainer.max_epochs == 70 and cfg.module.grad_clip_val == 1.0
     assert (cfg.data.frame_H, cfg.data.frame_W, cfg.data.partial, cfg.data.val_batch_size) == (32, 64, 1.0, 1)
     assert cfg.optim._target_ == "torch.optim.Adam" and cfg.data.train_frame_step == 1

@@ -160,7 +160,8 @@ class PoseCVAE(SequenceCVAE):
     keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
 
     def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
-                 label_slope: float = TEMPLATE_SLOPE, posterior_slope: float = TEMPLATE_SLOPE, output_sigmoid: bool = False,
+                 label_slope: float = TEMPLATE_SLOPE, posterior_slope: float = TEMPLATE_SLOPE,
+                 output_sigmoid: bool = False,
                  time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False,
                  prior: str = "fixed"):
         super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
