@@ -149,14 +149,15 @@ def test_cli_prints_one_line_and_writes_nothing(data, tmp_path):
 
 
 def read_epochs(run_dir: Path) -> dict[int, dict[str, float]]:
-    """Per-epoch beta, tfr and lr from every csv/version_*/metrics.csv of a run (a resume adds a version)."""
+    """Per-epoch beta (its last value), tfr and lr from every csv/version_*/metrics.csv of a run (a resume adds a
+    version)."""
     epochs: dict[int, dict[str, float]] = {}
     for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
         rows = list(csv.DictReader(path.open()))
-        for row in rows:
-            if row.get("schedule/beta"):
-                epochs.setdefault(int(row["epoch"]), {}).update(beta=float(row["schedule/beta"]),
-                                                                 tfr=float(row["schedule/tfr"]))
+        for row in rows:   # beta is logged every step (its epoch's last value wins), tfr once an epoch
+            for key in ("beta", "tfr"):
+                if row.get(f"schedule/{key}"):
+                    epochs.setdefault(int(row["epoch"]), {})[key] = float(row[f"schedule/{key}"])
         lrs = [float(r["schedule/lr"]) for r in rows if r.get("schedule/lr")]
         starts = sorted({int(r["epoch"]) for r in rows if r.get("schedule/beta")})
         for epoch, lr in zip(starts, lrs):
