@@ -1,6 +1,6 @@
 """The LightningModule: the cVAE trained with manual optimization over the sequence rollout.
 
-`beta` (KL weight) and `tfr` (teacher-forcing ratio) are set each epoch by `callbacks.Schedule`.
+`beta` (KL weight; every step by default) and `tfr` (teacher-forcing ratio; each epoch) are set by `callbacks.Schedule`.
 """
 from __future__ import annotations
 
