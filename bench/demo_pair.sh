@@ -39,4 +39,4 @@ run "$2" "$3" &
 run "$4" "$5" &
 wait
 echo "$2 and $4 done in $((SECONDS - START)) s"
-$PY -m bench.gpu_runs_summary "$OUT_DIR" | tee "$OUT_DIR/summary.txt"
+$PY -m bench.runs_summary "$OUT_DIR" | tee "$OUT_DIR/summary.txt"

@@ -45,6 +45,6 @@ wait
 echo "all runs done in $((SECONDS - START)) s (they shared the GPU)"
 tail -3 "$RUNS/resume_test.log"
 
-$PY -m bench.gpu_runs_summary "$RUNS"
+$PY -m bench.runs_summary "$RUNS"
 } 2>&1 | tee "$OUT_DIR/gpu_learning_check.log"
 tar czf "$OUT_DIR/runs.tgz" --exclude='*.ckpt' -C "$(dirname "$RUNS")" "$(basename "$RUNS")"

@@ -57,7 +57,7 @@ train seed_learned_prior_per_step model=seed model.prior=learned $STEP &
 wait $(jobs -p | grep -v "^$SWEEP_PID$")
 echo "template runs and evaluations done at $((SECONDS - START)) s (sweep beside them: ${SWEEP:-1})"
 
-$PY -m bench.gpu_runs_summary "$WORK/runs"
+$PY -m bench.runs_summary "$WORK/runs"
 wait "$SWEEP_PID"
 cat "$WORK/sweep/gpu_sweep.log" 2>/dev/null
 cat "$WORK/sweep/report/REPORT.md" 2>/dev/null

@@ -1,7 +1,8 @@
 """Print each training run's validation curve (and its evaluation, where `<run>/eval/metrics.json` exists) under a
-folder of runs: the last step of bench/gpu_session.sh and bench/gpu_learning_check.sh.
+folder of runs, on a GPU or a CPU: the last step of bench/gpu_session.sh, bench/gpu_learning_check.sh and
+bench/demo_pair.sh.
 
-    python -m bench.gpu_runs_summary RUNS_DIR
+    python -m bench.runs_summary RUNS_DIR
 """
 import csv
 import json
