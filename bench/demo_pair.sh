@@ -12,7 +12,8 @@
 #   reading the previous frame ("model=small"):
 #     bash bench/demo_pair.sh outputs/previous small "trainer.limit_train_batches=28" small_previous \
 #         "model=small_previous data.train_frame_step=1 tfr=off trainer.limit_train_batches=28"
-#     bash bench/demo_pair.sh outputs/previous_tf small_previous_step40 "model=small_previous trainer.limit_train_batches=28" \
+#     bash bench/demo_pair.sh outputs/previous_tf small_previous_step40 \
+#         "model=small_previous trainer.limit_train_batches=28" \
 #         small_previous_step1 "model=small_previous data.train_frame_step=1 trainer.limit_train_batches=28"
 set -uo pipefail
 cd "$(dirname "$0")/.."
