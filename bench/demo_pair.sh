@@ -22,7 +22,7 @@ OUT_DIR=$1
 PY=${PY:-.venv/bin/python}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 mkdir -p "$OUT_DIR"
-[ -d data/performer_v1 ] || $PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+$PY -m cvae_video.prepare_data > /dev/null || exit 1   # the default set, made once before the runs start
 
 run() {   # run NAME "OVERRIDES": one training run, then evaluate on its best checkpoint
   local name=$1 best

@@ -25,7 +25,7 @@ PY=python3
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 $PY -c 'import torch, lightning, hydra; print("torch", torch.__version__, "lightning", lightning.__version__, "hydra", hydra.__version__)'
 START=$SECONDS
-[ -d data/performer_v1 ] || $PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+$PY -m cvae_video.prepare_data > /dev/null || exit 1   # the default set, made once before the runs start
 echo "data made in $((SECONDS - START)) s"
 
 COMMON=(trainer=gpu trainer.enable_progress_bar=false "~callbacks.progress_bar" trainer.enable_model_summary=false)

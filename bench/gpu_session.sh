@@ -32,7 +32,7 @@ fi
 {
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 START=$SECONDS
-[ -d data/performer_v1 ] || $PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+$PY -m cvae_video.prepare_data > /dev/null || exit 1   # the default set, made once before the runs start
 echo "data ready in $((SECONDS - START)) s"
 "${SWEEP_CMD[@]}" > "$WORK/sweep.out" 2>&1 &
 SWEEP_PID=$!

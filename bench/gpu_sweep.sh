@@ -20,7 +20,7 @@ PY=python3
 {
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 START=$SECONDS
-[ -d data/performer_v1 ] || $PY -m cvae_video.data.synthetic --root data/performer_v1 || exit 1
+$PY -m cvae_video.prepare_data > /dev/null || exit 1   # the default set, made once before the runs start
 rm -rf "$SWEEP"
 ${SWEEP_TIMEOUT:+timeout $SWEEP_TIMEOUT} $PY -m cvae_video.train -m experiment=lab_comparison_gpu hydra/launcher=joblib "hydra.launcher.n_jobs=${N_JOBS:-14}" \
     "hydra.sweep.dir=$SWEEP" > "$OUT_DIR/sweep_runs.log" 2>&1

@@ -126,3 +126,22 @@ def test_prepare_data_generates_the_synthetic_set_when_absent(tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.train_set) == 2 and (root / "test/test_gt/0/frame4.png").exists()
+
+
+def test_prepare_data_cli_makes_the_configured_set_once_and_names_a_missing_one(tmp_path, capsys):
+    """`python -m cvae_video.prepare_data` composes the training config: it generates the set its overrides name,
+    leaves an existing one untouched, and a missing folder that is not synthetic is a one-line error."""
+    from cvae_video import prepare_data
+
+    root = tmp_path / "set"
+    sizes = [f"data.synthetic.{k}={v}" for k, v in
+             dict(train_videos=1, train_video_len=8, test_videos=1, sequence_len=5).items()]
+    prepare_data.main([f"data.root={root}", *sizes])
+    assert capsys.readouterr().out.strip() == str(root) and (root / "test/test_gt/0/frame4.png").is_file()
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
+    prepare_data.main([f"data.root={root}"])   # the default sizes: an existing set is not drawn again
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == before
+    with pytest.raises(SystemExit, match=rf"^error: data.root {tmp_path / 'none'} does not exist"):
+        prepare_data.main(["data=lab4", f"data.root={tmp_path / 'none'}"])
+    with pytest.raises(SystemExit, match=r"^error: .*Could not find 'data/nope'"):
+        prepare_data.main(["data=nope"])
