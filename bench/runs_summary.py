@@ -28,9 +28,11 @@ def main(runs_dir: str) -> None:
         if metrics.exists():
             m = json.loads(metrics.read_text())
             s, b, c = m["samples"], m["best_of_n"], m["baselines"]["copy_first"]
+            per_sample = [round(v, 2) for v in s["psnr_mean_per_sample"]]
             print(f"   evaluate ({Path(m['checkpoint']).name}, {s['n']} samples): PSNR {m['psnr_mean']:.2f} "
-                  f"(per sample {[round(v, 2) for v in s['psnr_mean_per_sample']]}, std {s['psnr_std_over_samples']:.2f}), "
-                  f"best-of-{b['n']} {b['psnr_mean']:.2f}, SSIM {m['ssim_mean']:.3f} (std {s['ssim_std_over_samples']:.3f}), "
+                  f"(per sample {per_sample}, std {s['psnr_std_over_samples']:.2f}), "
+                  f"best-of-{b['n']} {b['psnr_mean']:.2f}, SSIM {m['ssim_mean']:.3f} "
+                  f"(std {s['ssim_std_over_samples']:.3f}), "
                   f"Kaggle-style {m['kaggle_psnr']:.2f}; copy-first {c['psnr_mean']:.2f} / SSIM {c['ssim_mean']:.3f}")
 
 
