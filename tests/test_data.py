@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cvae_video import prepare_data
 from cvae_video.data import lab4
 from cvae_video.data.datamodule import LAB4DataModule
 from cvae_video.data.synthetic import generate
@@ -131,8 +132,6 @@ def test_prepare_data_generates_the_synthetic_set_when_absent(tmp_path):
 def test_prepare_data_cli_makes_the_configured_set_once_and_names_a_missing_one(tmp_path, capsys):
     """`python -m cvae_video.prepare_data` composes the training config: it generates the set its overrides name,
     leaves an existing one untouched, and a missing folder that is not synthetic is a one-line error."""
-    from cvae_video import prepare_data
-
     root = tmp_path / "set"
     sizes = [f"data.synthetic.{k}={v}" for k, v in
              dict(train_videos=1, train_video_len=8, test_videos=1, sequence_len=5).items()]
