@@ -14,7 +14,6 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 
 from cvae_video.config import PROJECT_ROOT
-from cvae_video.data.lab4 import LAYOUT, DataError
 from cvae_video.errors import UserError, user_errors
 
 
@@ -28,8 +27,7 @@ def main(overrides: list[str] | None = None) -> None:
         raise UserError(" ".join(str(err).split("Config search path")[0].split())) from None
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
-    if not datamodule.root.is_dir():
-        raise DataError(f"data.root {datamodule.root} does not exist ({LAYOUT})")
+    datamodule.check_root()
     print(datamodule.root)
 
 

@@ -72,10 +72,13 @@ class LAB4DataModule(L.LightningDataModule):
         if self.hparams.synthetic is not None and not self.root.exists():
             generate(self.root, **self.hparams.synthetic)
 
-    def setup(self, stage: str | None = None) -> None:
-        h = self.hparams
+    def check_root(self) -> None:
         if not self.root.is_dir():
             raise lab4.DataError(f"data.root {self.root} does not exist ({lab4.LAYOUT})")
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        self.check_root()
         if stage in ("fit", None) and self.train_set is None:
             frames, poses, starts = lab4.read_sequence_split(self.root, "train", h.frame_H, h.frame_W)
             if h.train_frame_step < 1:
