@@ -1,6 +1,7 @@
 """Config helpers: the `${project_root:}` and `${sweep_group:}` resolvers and the range check of user-typed values."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -11,8 +12,19 @@ from omegaconf import DictConfig, OmegaConf
 from cvae_video.errors import UserError
 from cvae_video.models.sequence import SequenceCVAE
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def project_root() -> Path:
+    """Where `outputs/` and `data/` go: `$CVAE_VIDEO_ROOT` if set; else the source checkout the package runs
+    from (the folder above it holds pyproject.toml); else, for an installed package, the current folder."""
+    if os.environ.get("CVAE_VIDEO_ROOT"):
+        return Path(os.environ["CVAE_VIDEO_ROOT"]).resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+OmegaConf.register_new_resolver("project_root", lambda: str(project_root()), replace=True)
 
 
 def sweep_group(task_name: str) -> str | None:

@@ -98,7 +98,7 @@ def table(results: dict) -> str:
     return "\n".join([head, *lines])
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="evaluate")
+@hydra.main(version_base=None, config_path="conf", config_name="evaluate")
 @user_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)

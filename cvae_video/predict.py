@@ -57,7 +57,7 @@ def predict(cfg: DictConfig) -> dict:
     return results
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="predict")
+@hydra.main(version_base=None, config_path="conf", config_name="predict")
 @user_errors
 def main(cfg: DictConfig) -> None:
     predict(cfg)

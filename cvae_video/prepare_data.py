@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 
-from cvae_video.config import PROJECT_ROOT
+from cvae_video.config import CONF_DIR
 from cvae_video.errors import UserError, user_errors
 
 
@@ -21,7 +21,7 @@ from cvae_video.errors import UserError, user_errors
 def main(overrides: list[str] | None = None) -> None:
     overrides = sys.argv[1:] if overrides is None else overrides
     try:
-        with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base=None):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             cfg = compose(config_name="train", overrides=overrides)
     except HydraException as err:   # an unknown group option or key: Hydra's message, on one line
         raise UserError(" ".join(str(err).split("Config search path")[0].split())) from None

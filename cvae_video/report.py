@@ -32,7 +32,7 @@ CURVES = {"train/loss_epoch": ("training loss", True), "train/kl_epoch": ("KL", 
           "schedule/beta": ("beta", False), "schedule/tfr": ("teacher-forcing ratio", False),
           "val/psnr": ("validation PSNR (dB)", False)}
 FINAL = {"val/psnr": "val PSNR (dB)", "val/ssim": "val SSIM", "val/kaggle_psnr": "Kaggle-style PSNR (dB)"}
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parent / "conf"
 ENDS = 100   # frames at each end of the rollout compared by the "PSNR falls along the rollout" claim
 
 

@@ -88,7 +88,7 @@ def write_status(out: Path, status: str, started: float, **details) -> None:
         json.dump(record, f, indent=1)
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="train")
+@hydra.main(version_base=None, config_path="conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float:
     """Train; in a sweep (-m), a run that diverges or fails is recorded in its run_status.json and the sweep

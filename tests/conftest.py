@@ -12,7 +12,7 @@ from omegaconf import open_dict
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.data.synthetic import generate
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "cvae_video" / "conf")
 TINY = dict(seed=0, train_videos=2, train_video_len=24, val_videos=1, test_videos=2, sequence_len=12)
 
 

@@ -1,0 +1,1 @@
+"""cvae-video: pose-conditioned video prediction with a conditional VAE (Lightning + Hydra)."""

@@ -1,0 +1,94 @@
+"""Callbacks that apply the schedules of `cvae_video.schedules` to the LightningModule."""
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable
+
+import lightning as L
+import numpy as np
+import torch
+
+
+class Schedule(L.Callback):
+    """Sets `module.<attribute> = schedule(epoch)` and logs it as `schedule/<attribute>`.
+
+    `per_step=False`: once, at the start of every training epoch, as the lab. `per_step=True`: before every
+    training batch, at the fractional epoch `epoch + batch / batches_per_epoch`, so the value moves between
+    one epoch's value and the next instead of jumping (Fu et al. anneal beta per iteration). The value
+    depends on the epoch and batch alone, so a resumed run gets exactly the values of an uninterrupted
+    one; the callback keeps no state of its own.
+    """
+
+    def __init__(self, attribute: str, schedule: Callable[[float], float], per_step: bool = False):
+        self.attribute, self.schedule, self.per_step = attribute, schedule, per_step
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.per_step:
+            self._apply(pl_module, trainer.current_epoch, on_step=False)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.per_step:
+            self._apply(pl_module, trainer.current_epoch + batch_idx / trainer.num_training_batches, on_step=True)
+
+    def _apply(self, pl_module: L.LightningModule, epoch: float, on_step: bool) -> None:
+        value = float(self.schedule(epoch))
+        setattr(pl_module, self.attribute, value)
+        pl_module.log(f"schedule/{self.attribute}", value, on_step=on_step, on_epoch=not on_step)
+
+
+class RNGState(L.Callback):
+    """Saves the Python, NumPy, torch CPU and every CUDA device's random states in every checkpoint and
+    restores them on resume, so a resumed run draws the same teacher-forcing coins, shuffles and z as an
+    uninterrupted one (on a GPU, z comes from the CUDA generator)."""
+
+    def state_dict(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        numpy_state = [kind, keys.tolist(), pos, has_gauss, gauss]  # plain types: loads with weights_only=True
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(), "cuda": cuda}
+
+    def load_state_dict(self, state: dict) -> None:
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        random.setstate(state["python"])
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state["torch"])
+        # absent in older checkpoints; a machine with fewer (or no) CUDA devices restores those it has
+        for device, cuda_state in enumerate(state.get("cuda", [])[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, device)
+
+
+class TrainingMinutes(L.Callback):
+    """Logs `time/train_minutes`, the wall-clock minutes spent in training epochs so far (validation not
+    counted), at the end of each validation: the x axis of the learning curve against time.
+
+    The count is kept in checkpoints, so a resumed run goes on from where it stopped.
+    """
+
+    def __init__(self):
+        self.minutes, self._epoch_start = 0.0, None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._add_epoch_time()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._add_epoch_time()   # validation runs inside the training epoch, before its end hook
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            pl_module.log("time/train_minutes", self.minutes)
+        self._epoch_start = time.perf_counter()   # training goes on (to the epoch's end, or mid-epoch)
+
+    def _add_epoch_time(self) -> None:
+        if self._epoch_start is not None:
+            self.minutes += (time.perf_counter() - self._epoch_start) / 60
+            self._epoch_start = None
+
+    def state_dict(self) -> dict:
+        return {"minutes": self.minutes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.minutes = state["minutes"]

@@ -1,0 +1,83 @@
+"""Config helpers: the `${project_root:}` and `${sweep_group:}` resolvers and the range check of user-typed values."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from cvae_video.errors import UserError
+from cvae_video.models.sequence import SequenceCVAE
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def project_root() -> Path:
+    """Where `outputs/` and `data/` go: `$CVAE_VIDEO_ROOT` if set; else the source checkout the package runs
+    from (the folder above it holds pyproject.toml); else, for an installed package, the current folder."""
+    if os.environ.get("CVAE_VIDEO_ROOT"):
+        return Path(os.environ["CVAE_VIDEO_ROOT"]).resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+OmegaConf.register_new_resolver("project_root", lambda: str(project_root()), replace=True)
+
+
+def sweep_group(task_name: str) -> str | None:
+    """In a sweep (-m): `<task_name>/<the sweep folder's name>`, shared by its runs (their W&B group); else None."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return f"{task_name}/{Path(hydra_cfg.runtime.output_dir).parent.name}"
+
+
+OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
+
+# key -> (test, allowed range in words). A key absent from the composed config (another option of
+# its group is in use) is not checked.
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr.base": (lambda v: v > 0, "> 0"),
+    "tfr.start": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tfr.value": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tfr.tfr_sde": (lambda v: v >= 0, ">= 0"),
+    "tfr.tfr_d_step": (lambda v: v >= 0, ">= 0"),
+    "kl.ratio": (lambda v: v > 0, "> 0"),
+    "kl.cycle": (lambda v: v > 0, "> 0"),
+    "kl.value": (lambda v: v >= 0, ">= 0"),
+    "data.batch_size": (lambda v: v >= 1, ">= 1"),
+    "data.val_batch_size": (lambda v: v >= 1, ">= 1"),
+    "data.frame_H": (lambda v: v > 0, "> 0"),
+    "data.frame_W": (lambda v: v > 0, "> 0"),
+    "data.train_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
+    "data.val_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
+    "data.partial": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "trainer.max_epochs": (lambda v: v >= 1, ">= 1 (the KL, teacher-forcing and lr schedules are laid over them)"),
+    "module.nan_patience": (lambda v: v >= 1, ">= 1"),
+    "module.grad_clip_val": (lambda v: v is None or v > 0, "> 0, or null for no clipping"),
+}
+
+
+# key -> its allowed values (keys set in a yaml file and used inside a network, where Hydra would wrap the error)
+CHOICES: dict[str, tuple[str, ...]] = {"model.prior": SequenceCVAE.PRIORS}
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Raise `UserError` naming the first key whose value is out of its allowed range or choices."""
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key, default=allowed[0])
+        if value not in allowed:
+            raise UserError(f"{key}={value} is not one of {', '.join(allowed)}")
+    for key, (ok, allowed) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default="__absent__")
+        if isinstance(value, str) and value == "__absent__":
+            continue
+        try:
+            valid = ok(value)
+        except TypeError:
+            valid = False
+        if not valid:
+            raise UserError(f"{key}={value} is out of range: expected {allowed}")
