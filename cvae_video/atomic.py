@@ -1,6 +1,7 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename it into place.
+"""Atomic file writes: write to a temporary file beside the target, flush it to disk, then rename it into place.
 
-A crash or an exception mid-write leaves the previous file (if any) untouched, never a half-written one.
+A crash or an exception mid-write leaves the previous file (if any) untouched, never a half-written one. The
+file gets the mode a plain `open` would give (0666 less the umask), so others can read a submission or figure.
 """
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+UMASK = os.umask(0o022)   # reading the umask means setting it: put it back at once
+os.umask(UMASK)
 
 
 @contextlib.contextmanager
@@ -19,10 +23,13 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)   # mode 0600
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb+") as written:   # the writer has closed it: flush what it wrote to the disk
+            os.fsync(written.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -12,6 +12,10 @@ from cvae_video.errors import UserError
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict (weights_only: no code runs on load); `UserError` if missing or unreadable."""
     path = Path(path)
+    if path.is_dir():
+        inside = next((c for c in (path / "last.ckpt", path / "checkpoints" / "last.ckpt") if c.is_file()), None)
+        hint = f"ckpt_path={inside}" if inside else "ckpt_path=<run dir>/checkpoints/last.ckpt"
+        raise UserError(f"ckpt_path {path} is a folder, not a checkpoint file: give the file, e.g. {hint}")
     if not path.is_file():
         raise UserError(f"ckpt_path {path} does not exist")
     try:

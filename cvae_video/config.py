@@ -1,7 +1,9 @@
-"""Config helpers: the `${project_root:}` and `${sweep_group:}` resolvers and the range check of user-typed values."""
+"""Config helpers: the resolvers the configs use (`${project_root:}`, `${sweep_group:}`, `${hydra_record:}`, the W&B
+name and tags) and the check of user-typed values."""
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -12,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from cvae_video.errors import UserError
 from cvae_video.models.sequence import SequenceCVAE
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+TAG_LIMIT = 64   # W&B refuses longer tags
 
 
 def project_root() -> Path:
@@ -36,6 +38,39 @@ def sweep_group(task_name: str) -> str | None:
 
 
 OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
+
+
+def hydra_record(ckpt_path: str | None) -> str:
+    """Hydra's record of a run (`hydra.output_subdir`): `.hydra`; a resumed run's `.hydra/resume_<date_time>`, so
+    the first run's record of its overrides stays."""
+    return ".hydra" if ckpt_path is None else f".hydra/resume_{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
+OmegaConf.register_new_resolver("hydra_record", hydra_record, replace=True, use_cache=True)   # one time stamp a run
+
+
+def short_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that fit a W&B tag: at most 64 characters; no paths, ckpt_path, logger or tags."""
+    skip = ("paths.", "hydra.", "ckpt_path=", "data.root=", "logger=", "tags=")
+    return [o for o in overrides if len(o) <= TAG_LIMIT and not o.lstrip("+~").startswith(skip)]
+
+
+def wandb_tags(overrides: list[str], tags: list[str]) -> list[str]:
+    """A run's W&B tags: its short overrides and the user's `tags`, each cut to W&B's 64 characters."""
+    return list(dict.fromkeys(t[:TAG_LIMIT] for t in [*short_overrides(overrides), *map(str, tags)] if t))
+
+
+def run_name(overrides: list[str], output_dir: str) -> str:
+    """A run's W&B name: its short overrides, else its run folder's name; in a sweep led by the run's number."""
+    name = " ".join(short_overrides(overrides)) or Path(output_dir).name
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return f"{HydraConfig.get().job.num}: {name}" if in_sweep else name
+
+
+OmegaConf.register_new_resolver("wandb_tags", wandb_tags, replace=True)
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("wandb_offline", lambda: os.environ.get("WANDB_MODE", "offline") != "online",
+                                replace=True)
 
 # key -> (test, allowed range in words). A key absent from the composed config (another option of
 # its group is in use) is not checked.
@@ -67,6 +102,9 @@ CHOICES: dict[str, tuple[str, ...]] = {"model.prior": SequenceCVAE.PRIORS}
 
 def check_ranges(cfg: DictConfig) -> None:
     """Raise `UserError` naming the first key whose value is out of its allowed range or choices."""
+    if OmegaConf.select(cfg, "data.from_checkpoint"):
+        raise UserError("data=checkpoint is evaluate's and predict's (the data a checkpoint was trained on); name a "
+                        "data set to train on: data=synthetic, or data=lab4 data.root=/path/to/LAB4_Dataset")
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key, default=allowed[0])
         if value not in allowed:

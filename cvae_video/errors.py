@@ -3,7 +3,7 @@
 Entry points wrap their Hydra task in `user_errors`: a `UserError` becomes `error: <message>` on
 stderr and exit status 1 (Hydra passes `SystemExit` through untouched); `HYDRA_FULL_ERROR=1` shows the
 traceback instead. The run dir Hydra made for the failed run is removed when it holds nothing but
-Hydra's own files, so a bad input leaves no output behind.
+Hydra's own files, so a bad input leaves no output behind (a refused resume: its own `.hydra/resume_*` record).
 """
 from __future__ import annotations
 
@@ -26,11 +26,14 @@ def _only_hydra_files(run_dir: Path) -> bool:
 
 
 def _remove_empty_run_dir() -> None:
+    """The failed run's dir if it holds only Hydra's files; else (a refused resume) only its own Hydra record."""
     if not HydraConfig.initialized():
         return
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if run_dir.is_dir() and _only_hydra_files(run_dir):
         shutil.rmtree(run_dir)
+    elif HydraConfig.get().output_subdir not in (None, ".hydra"):
+        shutil.rmtree(run_dir / HydraConfig.get().output_subdir, ignore_errors=True)
 
 
 def user_errors(task: Callable) -> Callable:

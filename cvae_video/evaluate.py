@@ -8,21 +8,36 @@ previous frame. Writes metrics.json, psnr_per_frame.png and val_rollout.gif to t
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from cvae_video.cli import TRAINING_GROUPS, EntryPoint, check_command_line
 
-import hydra
-import torch
-from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import default_collate
+ENTRY = EntryPoint(
+    "cvae_video.evaluate", "evaluate",
+    "Score a checkpoint on the validation sequence(s) of the data it was trained on (or of data=... / data.root=...):\n"
+    "eval.num_samples rollouts with z from the prior, PSNR and SSIM per sample and frame beside copy-first-frame\n"
+    "and the other baselines. Writes metrics.json, psnr_per_frame.png and val_rollout.gif to its run dir.",
+    ("data", "gif", "paths"),
+    ("ckpt_path=outputs/demo/train/checkpoints/last.ckpt",
+     "ckpt_path=<run>/checkpoints/last.ckpt eval.num_samples=10",
+     "ckpt_path=<run>/checkpoints/last.ckpt data.root=/path/to/LAB4_Dataset"),
+    refused_groups=TRAINING_GROUPS)
+if __name__ == "__main__":   # before torch loads: --help and a bad command line answer in a second
+    check_command_line(ENTRY)
 
-from cvae_video import config  # noqa: F401  (registers the config resolvers)
-from cvae_video.atomic import atomic_open
-from cvae_video.inference import load_for_inference
-from cvae_video.errors import UserError, user_errors
-from cvae_video.plots import Lines, Panel, save_figure
-from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
-from cvae_video.video_io import write_gif
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from torch.utils.data import default_collate  # noqa: E402
+
+from cvae_video import config  # noqa: F401, E402  (registers the config resolvers)
+from cvae_video.atomic import atomic_open  # noqa: E402
+from cvae_video.inference import load_for_inference  # noqa: E402
+from cvae_video.errors import UserError, user_errors  # noqa: E402
+from cvae_video.plots import Lines, Panel, save_figure  # noqa: E402
+from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary  # noqa: E402
+from cvae_video.video_io import write_gif  # noqa: E402
 
 BASELINE_NAMES = {"one_step": "one step from the true previous frame", "copy_first": "copy the first frame",
                   "copy_prev_gt": "copy the previous true frame"}

@@ -21,6 +21,7 @@ from cvae_video.video_io import write_gif
 
 
 log = logging.getLogger(__name__)
+GIF_FRAME_STEP = 3   # the W&B rollout GIF shows every third frame
 
 
 class NonFiniteLossError(UserError):
@@ -47,13 +48,15 @@ class CVAEModule(L.LightningModule):
     val_seed: the seed of validation's own z generator.
     dead_margin_db: a validation whose PSNR is less than this far above copy-first-frame's prints (and logs) a
         warning that the model has not learned beyond copying the first frame.
+    wandb_gifs: with a W&B logger, the validation rollout goes to W&B as a small GIF (every `GIF_FRAME_STEP`-th
+        frame, at twice the size) at most this many times a run, spread over its steps.
     run_config: the composed run config as plain containers, stored in checkpoints so evaluate/predict
         rebuild the same model from the checkpoint alone.
     """
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable, grad_clip_val: float | None = 1.0,
                  clip_per_network: bool = False, teacher_forcing_per: str = "batch", nan_patience: int = 20,
-                 val_seed: int = 0, dead_margin_db: float = 2.0, run_config: dict | None = None):
+                 val_seed: int = 0, dead_margin_db: float = 2.0, wandb_gifs: int = 4, run_config: dict | None = None):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
             raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
@@ -68,6 +71,7 @@ class CVAEModule(L.LightningModule):
         self.copy_first_psnr_curve = PerFrameMean()   # the baseline a model must beat, on the same frames
         self.val_ssim_curve = PerFrameMean()
         self.val_kaggle = PerFrameMean()              # one value per sequence: the course's Kaggle score
+        self.gifs_logged = 0
 
     def setup(self, stage: str) -> None:
         # After the DataModule's setup and before Lightning's own check, which ends in a traceback.
@@ -207,12 +211,21 @@ class CVAEModule(L.LightningModule):
         with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         for logger in self.loggers:
-            if isinstance(logger, WandbLogger):   # the per-frame curve as a table W&B can plot, and the rollout
-                logger.log_table("val/psnr_per_frame", columns=["frame", "psnr"],
-                                 data=[[t + 1, v] for t, v in enumerate(record["psnr"])], step=self.global_step)
-                gif = Path(self.trainer.default_root_dir) / "val_rollout.gif"
-                write_gif(gif, {k: v.cpu() for k, v in self.val_example.items()}, fps=25, scale=4)
-                logger.log_video("val/rollout", [str(gif)], step=self.global_step, format=["gif"])
+            if isinstance(logger, WandbLogger):
+                self.log_to_wandb(logger, record["psnr"])
+
+    def log_to_wandb(self, logger: WandbLogger, psnr: list[float]) -> None:
+        """The per-frame curve as a table W&B can plot; the rollout as a GIF when the run has passed the next of
+        `wandb_gifs` evenly spaced points of its steps (the first validation is the first point)."""
+        logger.log_table("val/psnr_per_frame", columns=["frame", "psnr"],
+                         data=[[t + 1, v] for t, v in enumerate(psnr)], step=self.global_step)
+        wanted, total = self.hparams.wandb_gifs, min(self.trainer.estimated_stepping_batches, 1e12)   # inf: no end
+        if self.gifs_logged < wanted and self.global_step >= self.gifs_logged * total / wanted:
+            gif = Path(self.trainer.default_root_dir) / "val_rollout.gif"
+            frames = {k: v[::GIF_FRAME_STEP].cpu() for k, v in self.val_example.items()}
+            write_gif(gif, frames, fps=25 / GIF_FRAME_STEP, scale=2)
+            logger.log_video("val/rollout", [str(gif)], step=self.global_step, format=["gif"])
+            self.gifs_logged += 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["run_config"] = self.run_config

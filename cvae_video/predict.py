@@ -8,19 +8,34 @@ test_scores.json with PSNR and SSIM per sequence.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from cvae_video.cli import TRAINING_GROUPS, EntryPoint, check_command_line
 
-import hydra
-import torch
-from omegaconf import DictConfig
+ENTRY = EntryPoint(
+    "cvae_video.predict", "predict",
+    "Roll out every test sequence of the data the checkpoint was trained on (or of data=... / data.root=...) from\n"
+    "its first frame and poses. Writes seq{i}/frame{k}.png, pred_seq{i}.gif, the course's submission.csv and,\n"
+    "where test ground truth exists, test_scores.json to its run dir.",
+    ("data", "gif", "paths"),
+    ("ckpt_path=outputs/demo/train/checkpoints/last.ckpt",
+     "ckpt_path=<run>/checkpoints/last.ckpt hydra.run.dir=my_submission",
+     "ckpt_path=<run>/checkpoints/last.ckpt data=lab4 data.root=/path/to/LAB4_Dataset"),
+    refused_groups=TRAINING_GROUPS)
+if __name__ == "__main__":   # before torch loads: --help and a bad command line answer in a second
+    check_command_line(ENTRY)
 
-from cvae_video import config  # noqa: F401  (registers the config resolvers)
-from cvae_video.atomic import atomic_open
-from cvae_video.inference import load_for_inference
-from cvae_video.errors import user_errors
-from cvae_video.metrics import frame_scores, kaggle_psnr, summary
-from cvae_video.video_io import write_frames, write_gif, write_submission
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from cvae_video import config  # noqa: F401, E402  (registers the config resolvers)
+from cvae_video.atomic import atomic_open  # noqa: E402
+from cvae_video.inference import load_for_inference  # noqa: E402
+from cvae_video.errors import user_errors  # noqa: E402
+from cvae_video.metrics import frame_scores, kaggle_psnr, summary  # noqa: E402
+from cvae_video.video_io import write_frames, write_gif, write_submission  # noqa: E402
 
 
 def predict(cfg: DictConfig) -> dict:

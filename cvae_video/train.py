@@ -4,54 +4,63 @@ Reads like a table of contents: seed, data, model, callbacks, loggers, trainer f
 """
 from __future__ import annotations
 
-import json
-import logging
-import time
-from pathlib import Path
+from cvae_video.cli import TRAINING_GROUPS, EntryPoint, check_command_line
 
-import hydra
-import lightning as L
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+ENTRY = EntryPoint(
+    "cvae_video.train", "train",
+    "Train the conditional VAE on a data set in the course's LAB4 layout (default: a synthetic one, generated on\n"
+    "first use), validating on 630-frame rollouts. Writes checkpoints/, csv/version_*/metrics.csv and\n"
+    "val_psnr_per_frame.jsonl to its run dir (outputs/train/runs/<date_time>/, or hydra.run.dir=...).",
+    ("data", *TRAINING_GROUPS),
+    ("data=lab4 data.root=/path/to/LAB4_Dataset trainer=gpu",
+     "kl=monotonic optim=adamw logger=wandb",
+     "-m kl=none,monotonic,cyclical",
+     "ckpt_path=last hydra.run.dir=outputs/train/runs/<date_time>",
+     "debug=fdr"))
+if __name__ == "__main__":   # before torch and Lightning load: --help and a bad command line answer in a second
+    check_command_line(ENTRY)
 
-from cvae_video.atomic import atomic_open
-from cvae_video.checkpoints import check_matches, read_checkpoint
-from cvae_video.config import check_ranges
-from cvae_video.errors import UserError, user_errors
-from cvae_video.module import NonFiniteLossError
+import json  # noqa: E402  (the imports after the check above)
+import logging  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.errors import InstantiationException  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from lightning.pytorch.callbacks import ProgressBar  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger, WandbLogger  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from cvae_video.atomic import atomic_open  # noqa: E402
+from cvae_video.checkpoints import check_matches, read_checkpoint  # noqa: E402
+from cvae_video.config import check_ranges  # noqa: E402
+from cvae_video.errors import UserError, user_errors  # noqa: E402
+from cvae_video.module import NonFiniteLossError  # noqa: E402
+from cvae_video.resume import resumed_config  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """`last` means this run dir's checkpoints/last.ckpt, which must exist (Lightning would start afresh)."""
-    if ckpt_path != "last":
-        return ckpt_path
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise UserError(f"ckpt_path=last: no {last}; resume with hydra.run.dir=<the run's dir> ckpt_path=last, "
-                        f"or give ckpt_path=<path to a .ckpt>")
-    return str(last)
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
     check_ranges(cfg)
+    log.info(f"the composed config:\n{OmegaConf.to_yaml(cfg)}")   # the run's train.log
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.paths.output_dir)
-    ckpt_path = resume_path(cfg.ckpt_path, out)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    if not datamodule.generates_root():   # a missing folder fails now, before the model is built
+        datamodule.check_root()
+    print(f"data: {datamodule.root}" + (" (to be generated)" if datamodule.generates_root() else ""))
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
-    if ckpt_path is not None:
-        check_matches(module, read_checkpoint(ckpt_path), ckpt_path)
+    if cfg.ckpt_path is not None:
+        check_matches(module, read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     if not cfg.trainer.enable_progress_bar:   # trainer.enable_progress_bar=false: no bar, also not the config's
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -60,23 +69,33 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as err:   # a Trainer option Lightning refuses: its message, on one line
         raise UserError(f"trainer: {' '.join(str(err.__cause__ or err).split())}") from None
+    wandb_dirs = []
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     finally:   # a W&B run left open would swallow the next run of a sweep (runs share one process)
         if any(isinstance(logger, WandbLogger) for logger in loggers):
             import wandb   # only with logger=wandb: importing it costs seconds
             if wandb.run is not None:
+                wandb_dirs.append(Path(wandb.run.dir).parent)   # <run dir>/wandb/offline-run-<time>-<id>
                 wandb.finish()
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(epochs=trainer.current_epoch, steps=trainer.global_step)
     print(f"val/psnr {metrics.get('val/psnr', float('nan')):.2f} dB after {trainer.current_epoch} epochs, "
           f"{trainer.global_step} steps")
-    print(f"checkpoints: {out / 'checkpoints'}")
-    for logger in loggers:
-        print(f"logs ({type(logger).__name__}): {logger.log_dir if hasattr(logger, 'log_dir') else logger.save_dir}")
-    print(f"per-frame validation PSNR: {out / 'val_psnr_per_frame.jsonl'}")
+    print_outputs(out, loggers, wandb_dirs)
     return metrics
+
+
+def print_outputs(out: Path, loggers: list, wandb_dirs: list[Path]) -> None:
+    """The paths a run wrote (those that exist: `debug=fdr` writes no checkpoint), and how to upload a W&B run."""
+    written = [("checkpoints", out / "checkpoints"), ("per-frame validation PSNR", out / "val_psnr_per_frame.jsonl")]
+    written += [("metrics", Path(lg.log_dir) / "metrics.csv") for lg in loggers if isinstance(lg, CSVLogger)]
+    for what, path in written:
+        if path.exists():
+            print(f"{what}: {path}")
+    for run in wandb_dirs:
+        print(f"W&B: {run}" + (f"\n  upload it: wandb sync {run}" if run.name.startswith("offline-run") else ""))
 
 
 @rank_zero_only
@@ -96,7 +115,7 @@ def main(cfg: DictConfig) -> float:
     started, out = time.perf_counter(), Path(cfg.paths.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        metrics = train(cfg)
+        metrics = train(resumed_config(cfg) if cfg.ckpt_path is not None else cfg)
     except NonFiniteLossError as err:
         if not in_sweep:
             raise

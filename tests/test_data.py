@@ -1,5 +1,7 @@
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from cvae_video import prepare_data
 from cvae_video.data import lab4
 from cvae_video.data.datamodule import LAB4DataModule
 from cvae_video.data.synthetic import generate
+from cvae_video.errors import UserError
 
 
 def save(path: Path, value: int, size=(64, 32)):
@@ -120,13 +123,40 @@ def test_test_split_reads_every_sequence_found(tiny_root):
     assert torch.equal(item["first_frame"][0], item["truth"][0])
 
 
-def test_prepare_data_generates_the_synthetic_set_when_absent(tmp_path):
-    root = tmp_path / "made"
-    dm = LAB4DataModule(str(root), train_vi_len=4, val_vi_len=5,
-                        synthetic=dict(seed=0, train_videos=1, train_video_len=8, val_videos=1, test_videos=1, sequence_len=5))
+SMALL_SET = dict(seed=0, train_videos=1, train_video_len=8, val_videos=1, test_videos=1, sequence_len=5)
+
+
+def test_prepare_data_generates_a_missing_synthetic_set_only_where_generated_sets_live(tmp_path):
+    sets, elsewhere = tmp_path / "data", tmp_path / "LAB4_Datset"
+    dm = LAB4DataModule(str(sets / "made"), train_vi_len=4, val_vi_len=5, synthetic=SMALL_SET, generated_sets=str(sets))
     dm.prepare_data()
     dm.setup("fit")
-    assert len(dm.train_set) == 2 and (root / "test/test_gt/0/frame4.png").exists()
+    assert len(dm.train_set) == 2 and (sets / "made/test/test_gt/0/frame4.png").exists()
+    typo = LAB4DataModule(str(elsewhere), synthetic=SMALL_SET, generated_sets=str(sets))
+    typo.prepare_data()
+    with pytest.raises(UserError, match=rf"^data.root {elsewhere} does not exist: check the path .* synthetic sets are "
+                                        rf"generated only under paths.data_dir \({sets}\)"):
+        typo.setup("fit")
+    assert not elsewhere.exists()
+
+
+def test_a_typed_root_that_does_not_exist_is_an_error_and_creates_nothing(tmp_path):
+    """`python -m cvae_video.train data.root=<a typo>` (data=lab4 left out): an error naming the path, no set made."""
+    typo = tmp_path / "LAB4_Datset"
+    result = subprocess.run([sys.executable, "-m", "cvae_video.train", f"data.root={typo}",
+                             f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: data.root {typo} does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []   # neither a data set nor a run folder
+
+
+def test_an_existing_folder_of_the_course_layout_is_read_as_it_is(tiny_root, tmp_path):
+    """data.root=<an existing LAB4 folder> with the default data=synthetic reads that folder, generating nothing."""
+    dm = LAB4DataModule(str(tiny_root), train_vi_len=6, val_vi_len=12, synthetic=SMALL_SET, generated_sets=str(tmp_path))
+    before = sorted(p.name for p in tiny_root.iterdir())
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) == 8 and sorted(p.name for p in tiny_root.iterdir()) == before
 
 
 def test_prepare_data_cli_makes_the_configured_set_once_and_names_a_missing_one(tmp_path, capsys):
@@ -135,7 +165,7 @@ def test_prepare_data_cli_makes_the_configured_set_once_and_names_a_missing_one(
     root = tmp_path / "set"
     sizes = [f"data.synthetic.{k}={v}" for k, v in
              dict(train_videos=1, train_video_len=8, test_videos=1, sequence_len=5).items()]
-    prepare_data.main([f"data.root={root}", *sizes])
+    prepare_data.main([f"data.root={root}", f"paths.data_dir={tmp_path}", *sizes])
     assert capsys.readouterr().out.strip() == str(root) and (root / "test/test_gt/0/frame4.png").is_file()
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
     prepare_data.main([f"data.root={root}"])   # the default sizes: an existing set is not drawn again

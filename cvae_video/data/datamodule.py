@@ -3,7 +3,10 @@
 The decoded images stay in memory as uint8 (23,410 x 3 x 32 x 64 frames is 144 MB) and become floats
 in [0, 1] per batch. Training on a GPU with `num_workers: 0`, the training frames and poses are kept on
 the GPU (`device_cache`), so batches never cross the PCIe bus. With `synthetic` settings (the keyword
-arguments of `synthetic.generate`) the data set is generated in `prepare_data` when `root` does not exist yet.
+arguments of `synthetic.generate`) the data set is generated in `prepare_data` when `root` does not exist yet and
+lies in `generated_sets` (the folder where the package keeps its generated sets, `paths.data_dir`): a `root`
+anywhere else that does not exist is an error, never a place to generate data (a mistyped path must not train
+on a generated set). An existing `root` is read as it is, whatever the settings.
 """
 from __future__ import annotations
 
@@ -62,19 +65,32 @@ class LAB4DataModule(L.LightningDataModule):
     def __init__(self, root: str, frame_H: int = 32, frame_W: int = 64, train_vi_len: int = 16,
                  train_frame_step: int = 1, val_vi_len: int = 630, batch_size: int = 2, val_batch_size: int = 1, partial: float = 1.0,
                  shuffle: bool = True, num_workers: int = 0, device_cache: bool = True,
-                 synthetic: dict | None = None):
+                 synthetic: dict | None = None, generated_sets: str | None = None):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.root = Path(root)
         self.train_set = self.val_set = self.test_set = None
 
+    def generates_root(self) -> bool:
+        """Whether `prepare_data` makes the set: a synthetic one, missing, and inside `generated_sets`."""
+        sets = self.hparams.generated_sets
+        return (self.hparams.synthetic is not None and not self.root.exists() and sets is not None
+                and self.root.resolve().is_relative_to(Path(sets).resolve()))
+
     def prepare_data(self) -> None:
-        if self.hparams.synthetic is not None and not self.root.exists():
+        if self.generates_root():
             generate(self.root, **self.hparams.synthetic)
 
     def check_root(self) -> None:
-        if not self.root.is_dir():
-            raise lab4.DataError(f"data.root {self.root} does not exist ({lab4.LAYOUT})")
+        if self.root.is_dir():
+            return
+        if self.root.exists():
+            raise lab4.DataError(f"data.root {self.root} is a file, not a folder ({lab4.LAYOUT})")
+        hint = "check the path (the course's data: data=lab4 data.root=/path/to/LAB4_Dataset)"
+        if self.hparams.synthetic is not None and self.hparams.generated_sets is not None:
+            hint += (f"; synthetic sets are generated only under paths.data_dir ({self.hparams.generated_sets}): "
+                     f"to make one here, python -m cvae_video.data.synthetic --root {self.root}")
+        raise lab4.DataError(f"data.root {self.root} does not exist: {hint}")
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams

@@ -11,6 +11,7 @@ Every problem found is raised as `DataError` with one line naming the file or fo
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from cvae_video.errors import UserError
 
+log = logging.getLogger(__name__)
 FRAME_NAME = re.compile(r"^frame(\d+)\.png$")
 LAYOUT = "expected LAB4 layout: train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/{i}, test/test_label/{i}"
 
@@ -59,7 +61,7 @@ def paired_frames(image_dir: Path, label_dir: Path) -> tuple[list[Path], list[Pa
 
 
 def load_images(paths: list[Path], height: int, width: int) -> torch.Tensor:
-    """Decode, convert to RGB and resize to (height, width): uint8 tensor (N, 3, H, W).
+    """Decode, convert to RGB and resize to (height, width), saying so once: uint8 tensor (N, 3, H, W).
 
     All images of one list must share one size on disk (a mix means frames from different sources).
     """
@@ -80,6 +82,9 @@ def load_images(paths: list[Path], height: int, width: int) -> torch.Tensor:
         if rgb.size != (width, height):
             rgb = rgb.resize((width, height), Image.BILINEAR)
         out[i] = np.asarray(rgb)
+    if first_size is not None and first_size != (width, height):
+        log.warning(f"{paths[0].parent}: images of {first_size[0]}x{first_size[1]} resized to {width}x{height} "
+                    f"(data.frame_W x data.frame_H)")
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
 
 
