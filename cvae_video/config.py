@@ -40,6 +40,14 @@ def sweep_group(task_name: str) -> str | None:
 OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
 
 
+def command_line() -> list[str]:
+    """The overrides the run was started with (Hydra's `overrides.task`); none for a config composed in code."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+OmegaConf.register_new_resolver("command_line", command_line, replace=True)
+
+
 def hydra_record(ckpt_path: str | None) -> str:
     """Hydra's record of a run (`hydra.output_subdir`): `.hydra`; a resumed run's `.hydra/resume_<date_time>`, so
     the first run's record of its overrides stays."""

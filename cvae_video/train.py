@@ -42,7 +42,7 @@ from cvae_video.checkpoints import check_matches, read_checkpoint  # noqa: E402
 from cvae_video.config import check_ranges  # noqa: E402
 from cvae_video.errors import UserError, user_errors  # noqa: E402
 from cvae_video.module import NonFiniteLossError  # noqa: E402
-from cvae_video.resume import resumed_config  # noqa: E402
+from cvae_video.resume import checkpoint_path, resumed_config  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.paths.output_dir)
+    ckpt_path = None if cfg.ckpt_path is None else checkpoint_path(cfg.ckpt_path, out)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if not datamodule.generates_root():   # a missing folder fails now, before the model is built
         datamodule.check_root()
     print(f"data: {datamodule.root}" + (" (to be generated)" if datamodule.generates_root() else ""))
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
-    if cfg.ckpt_path is not None:
-        check_matches(module, read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+    if ckpt_path is not None:
+        check_matches(module, read_checkpoint(ckpt_path), ckpt_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     if not cfg.trainer.enable_progress_bar:   # trainer.enable_progress_bar=false: no bar, also not the config's
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -71,7 +72,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise UserError(f"trainer: {' '.join(str(err.__cause__ or err).split())}") from None
     wandb_dirs = []
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:   # a W&B run left open would swallow the next run of a sweep (runs share one process)
         if any(isinstance(logger, WandbLogger) for logger in loggers):
             import wandb   # only with logger=wandb: importing it costs seconds

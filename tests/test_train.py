@@ -13,8 +13,9 @@ from cvae_video.train import train
 from tests.conftest import CONF_DIR, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml"))
-          for g in ("data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "callbacks", "experiment", "arm")}
+GROUPS = {g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml") if p.stem != "checkpoint")   # evaluate's
+          for g in ("data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "callbacks", "experiment", "arm",
+                    "debug")}
 
 
 def preset_overrides(tiny_root, tmp_path) -> list[str]:
