@@ -4,7 +4,7 @@ A plain loop over `PoseCVAE.unroll` and `sequence_loss` (the module's own functi
 (over all parameters, as the lab, or per network with --clip-per-network), batch 2 x 16 random training clips of
 the default synthetic set, phases of (beta, teacher forcing, steps). Every `--eval-every` steps it rolls out
 the first `--rollout` frames of the validation sequence with z from the prior and prints their mean PSNR beside
-copy-first-frame's on the same frames. Used to find why the template died (README, "The template under the
+copy-first-frame's on the same frames. Used to find why the template died (docs/experiments.md, "The template under the
 lab's recipe"); its logs are in bench/results/template_probe_2026-11-26/.
 
     python bench/template_probe.py --name C --width 64 --label-slope 0.01 --posterior-slope 0.01 --phases 0:1:60,0.1:1:20

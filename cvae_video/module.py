@@ -42,7 +42,7 @@ class CVAEModule(L.LightningModule):
         fusion, generator) to `grad_clip_val` on its own, instead of all gradients together (the lab's). Together,
         the KL's gradient when beta first rises (norm ~2,000 against ~3 for the reconstruction's) scales the
         decoder's gradient down ~1,000-fold for Adam, whose second moments remember the old scale: the decoder
-        stops learning while the posterior reshapes z under it (README, "Deviations from the lab's recipe").
+        stops learning while the posterior reshapes z under it (docs/experiments.md, "The probes").
     teacher_forcing_per: "batch" (a coin per batch) or "epoch" (one coin per epoch, as the lab's template).
     nan_patience: consecutive skipped steps (non-finite loss or gradient) before the run stops.
     val_seed: the seed of validation's own z generator.
@@ -106,7 +106,7 @@ class CVAEModule(L.LightningModule):
         Never under autocast, also inside a mixed-precision Trainer's validation: evaluate and predict run the
         float32 weights without it, so validation reports their numbers, and no bf16 rounding compounds over
         630 frames. It is also faster: at batch 1 to 5 a rollout is launch-bound and autocast adds a cast of
-        every weight at every step (README, "Speed").
+        every weight at every step (docs/experiments.md, "Speed").
         """
         b, t, _, h, w = poses.shape
         noise = self.net.standard_noise(b, t - 1, h, w, poses.device, generator)
@@ -120,7 +120,7 @@ class CVAEModule(L.LightningModule):
         """Under mixed precision, cast each weight to the low precision once per training step.
 
         Lightning's autocast runs with its cast cache off, so every convolution of every time step of the
-        unroll casts its weights again, forward and backward (the kernel counts are in the README, "Speed").
+        unroll casts its weights again, forward and backward (the kernel counts: docs/experiments.md, "Speed").
         The weights do not change within the unroll. Leaving this block turns the
         cache off again, so the optimizer step (kept outside it) and what follows never read a stale cast, and
         Lightning's own autocast empties the cache when it exits at the end of the step.

@@ -158,7 +158,7 @@ def test_validating_mid_epoch_does_not_change_training(compose_train, tiny_root,
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_seed_exact_is_the_courses_network_and_its_videos_are_clamped(compose_train, tmp_path):
+def test_seed_exact_has_the_templates_activations_and_its_videos_are_clamped(compose_train, tmp_path):
     cfg = compose_train([f"paths.output_dir={tmp_path}", "model=seed_exact", "model.frame_dim=16", "model.label_dim=8",
                          "model.noise_dim=4", "model.fusion_dim=16"])
     module = instantiate(cfg.module, _partial_=True)(run_config=None)
