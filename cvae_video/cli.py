@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc",
-               "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--resolve", "--package", "-p",
-               "--run", "-r", "--experimental-rerun")
+HYDRA_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp",
+               "--config-name", "-cn", "--config-dir", "-cd", "--resolve", "--package", "-p", "--experimental-rerun")
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,30 @@ def missing_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return missing
 
 
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """Command lines that together use every value of a sweep (`kl=none,monotonic seed=1,2`: the first job, then each
+    other value of each swept key in turn); a sweep whose values are not known before it runs (`glob(...)`) is
+    left out."""
+    fixed, swept = [], {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            fixed.append(override.input_line)
+            continue
+        try:
+            swept[override.get_key_element()] = list(override.sweep_string_iterator())
+        except HydraException:
+            pass
+    first = {key: values[0] for key, values in swept.items()}
+    jobs = [fixed + [f"{k}={v}" for k, v in first.items()]]
+    for key, values in swept.items():
+        jobs += [fixed + [f"{k}={value if k == key else v}" for k, v in first.items()] for value in values[1:]]
+    return jobs
+
+
 def check_command_line(entry: EntryPoint, argv: list[str] | None = None) -> None:
-    """Answer `--help`/`-h` and exit; else compose the command line once and exit with `error: ...` (status 1) if it
-    does not compose or leaves a required value (`???`) unset. Sweeps (-m) and Hydra's flags go to Hydra as they are."""
+    """Answer `--help`/`-h` and exit; else compose the command line once (a sweep's: its first job's) and exit with
+    `error: ...` (status 1) if it does not compose or leaves a required value (`???`) unset. Hydra's own flags
+    (`--cfg`, `--info`, ...) go to Hydra as they are."""
     argv = sys.argv[1:] if argv is None else argv
     if "--help" in argv or "-h" in argv:
         print(help_text(entry))
@@ -118,9 +139,15 @@ def check_command_line(entry: EntryPoint, argv: list[str] | None = None) -> None
     for override in overrides:
         if override.startswith("+") and override[1:].split("=")[0].split(".")[0] in entry.refused_groups:
             raise SystemExit(f"error: {refused(override, entry)}")
+    jobs = sweep_jobs(overrides) if "-m" in argv or "--multirun" in argv else [overrides]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        for job in jobs:
+            check_composes(entry, job)
+
+
+def check_composes(entry: EntryPoint, overrides: list[str]) -> None:
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name=entry.config_name, overrides=overrides)
+        cfg = compose(config_name=entry.config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise SystemExit(f"error: {one_line(err, overrides, entry)}") from None
     missing = sorted(missing_keys(cfg))

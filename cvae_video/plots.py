@@ -26,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from cvae_video.atomic import atomic_path  # noqa: E402
@@ -49,6 +50,20 @@ class Panel(NamedTuple):
     log_y: bool = False
 
 
+def merge_identical(lines: Lines) -> Lines:
+    """Lines that coincide (the same x, y within 0.01%) drawn once under their labels joined by " = ": a line hidden
+    under another would leave a legend entry with nothing to see (best of N equals the mean when samples agree)."""
+    merged: Lines = {}
+    for label, (x, y) in lines.items():
+        same = next((k for k, (mx, my) in merged.items() if list(mx) == list(x)
+                     and np.allclose(my, y, rtol=1e-4, atol=0, equal_nan=True)), None)
+        if same is None:
+            merged[label] = (x, y)
+        else:
+            merged[f"{same} = {label}"] = merged.pop(same)
+    return merged
+
+
 def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
     """Panels side by side in one PNG, at most PANELS_PER_ROW a row; a legend under each panel that has more
     than one line."""
@@ -57,7 +72,7 @@ def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels):
-        for label, (x, y) in panel.lines.items():
+        for label, (x, y) in merge_identical(panel.lines).items():
             ax.plot(x, y, label=label, marker="." if len(x) < 30 else None, linewidth=1.2)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(xlabel)

@@ -55,6 +55,9 @@ def test_help_says_what_it_does_the_groups_that_matter_and_examples(module, grou
                              "data.root=/path/to/LAB4_Dataset)"),
     ("train", ["data.batchsize=3"], "error: data.batchsize=3: data.batchsize is not a key of the train config (a "
                                     "typo? `--cfg job` lists the keys; +data.batchsize=3 would add a new one)"),
+    ("train", ["-m", "kl=none,monotonoc", "seed=1,2", "hydra.sweep.dir={tmp}/run"],
+     "error: kl=monotonoc: kl has no option 'monotonoc'; choose one of cyclical, monotonic, none "
+     "(did you mean kl=monotonic?)"),
     ("train", ["data=checkpoint"], "error: data=checkpoint is evaluate's and predict's (the data a checkpoint was "
                                    "trained on); name a data set to train on: data=synthetic, or data=lab4 "
                                    "data.root=/path/to/LAB4_Dataset"),
@@ -71,6 +74,24 @@ def test_a_bad_command_line_is_one_line_and_leaves_no_run_folder(tmp_path, modul
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == message.format(tmp=tmp_path)
     assert "Traceback" not in result.stderr and not run.exists()
+
+
+def test_debug_fdr_trains_one_batch_and_names_only_the_files_it_wrote(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "debug=fdr", *tiny_cli_overrides(tiny_root), f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "val/psnr" in result.stdout and "checkpoints:" not in result.stdout and not (run / "checkpoints").exists()
+    assert "the composed config:" in (run / "train.log").read_text()   # the run's log opens with its config
+
+
+def test_a_local_config_on_the_search_path_sets_the_data(compose_train, tmp_path):
+    """`local/default.yaml` (git-ignored in a checkout, or on `hydra.searchpath` for an installed package) is
+    composed into every training run."""
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "default.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /data: lab4\ndata:\n  root: /my/LAB4_Dataset\n")
+    cfg = compose_train([f"hydra.searchpath=[file://{tmp_path}]", f"paths.output_dir={tmp_path}"])
+    assert cfg.data.root == "/my/LAB4_Dataset" and cfg.data.synthetic is None
 
 
 @pytest.mark.slow

@@ -33,11 +33,14 @@ def test_frames_sort_by_integer_index(tmp_path):
     assert [p.name for p in lab4.indexed_frames(tmp_path).values()] == ["frame0.png", "frame1.png", "frame2.png", "frame10.png"]
 
 
-def test_loader_pairs_labels_resizes_and_cuts_clips(tmp_path):
+def test_loader_pairs_labels_resizes_and_cuts_clips(tmp_path, caplog):
     write_split(tmp_path, "train", 12, size=(128, 64))   # on-disk size differs from frame_H x frame_W
     write_split(tmp_path, "val", 6)
     dm = LAB4DataModule(str(tmp_path), frame_H=32, frame_W=64, train_vi_len=4, val_vi_len=6, shuffle=False)
     dm.setup("fit")
+    notes = [r.getMessage() for r in caplog.records if "resized" in r.getMessage()]
+    assert notes == [f"{tmp_path / 'train/train_img'}: images of 128x64 resized to 64x32 (data.frame_W x data.frame_H)",
+                     f"{tmp_path / 'train/train_label'}: images of 128x64 resized to 64x32 (data.frame_W x data.frame_H)"]
     assert len(dm.train_set) == 3                        # 12 // 4 non-overlapping clips
     frames, poses = dm.train_set[1]
     assert frames.shape == (4, 3, 32, 64) and frames.dtype == torch.float32

@@ -5,7 +5,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from cvae_video.errors import UserError
-from cvae_video.plots import collect_runs, epoch_metrics, find_runs, main, per_minute_lines, pick_epochs, psnr_curves
+from cvae_video.plots import (collect_runs, epoch_metrics, find_runs, main, merge_identical, per_minute_lines, pick_epochs,
+                              psnr_curves)
 from tests.test_evaluate import tiny_run  # noqa: F401  (a fixture)
 
 FIGURES = ["loss.png", "schedules.png", "val_psnr.png", "val_psnr_vs_minutes.png", "val_psnr_per_frame.png"]
@@ -91,3 +92,12 @@ def test_plots_on_a_folder_without_runs_is_a_user_error(tmp_path):
         find_runs(tmp_path)
     with pytest.raises(SystemExit, match="error: .* does not exist"):
         main([str(tmp_path / "nope")])
+
+
+def test_lines_that_coincide_are_drawn_once_under_both_labels():
+    """Best of N equals the mean when the samples agree: one line, one legend entry naming both."""
+    x = [1, 2, 3]
+    lines = {"copy the first frame": (x, [19.0, 18.0, 17.0]), "model, best of 3": (x, [25.0, 26.0, 27.0]),
+             "model, mean of 3 samples": (x, [25.0, 26.0, 27.0000001])}
+    assert merge_identical(lines) == {"copy the first frame": (x, [19.0, 18.0, 17.0]),
+                                      "model, best of 3 = model, mean of 3 samples": (x, [25.0, 26.0, 27.0])}

@@ -1,1 +1,0 @@
-"""cvae-video: pose-conditioned video prediction with a conditional VAE (Lightning + Hydra)."""
