@@ -57,8 +57,8 @@ quality: install-base
 curves: install-base
 	@test -d outputs/quality/train || { echo "error: outputs/quality/train missing: run make quality first"; exit 1; }
 	rm -rf outputs/curves
-	$(PY) -m cvae_video.train experiment=quality_seed hydra.run.dir=outputs/curves/template
-	$(PY) -m cvae_video.plots outputs/curves/template outputs/quality/train --labels "template (model=seed)" \
+	$(PY) -m cvae_video.train experiment=quality_template hydra.run.dir=outputs/curves/template
+	$(PY) -m cvae_video.plots outputs/curves/template outputs/quality/train --labels "template (model=template)" \
 		"small (model=small)" --out outputs/curves
 	@echo "figure: outputs/curves/val_psnr_vs_minutes.png"
 

@@ -8,12 +8,12 @@ times the median of `--steps` steps after `--warmup` (the GPU synchronized aroun
 predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients, no autocast):
 
     rollout seed          the template's inference loop with the seed's modules, one frame at a time
-    rollout project ...   `PoseCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the weights
+    rollout project ...   `TemplateCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the weights
                           in bf16 (`bf16-true`: no casts in the graph); (--compiled-rollouts) through
-                          `PoseCVAE.compile_step`
+                          `TemplateCVAE.compile_step`
     train seed TF / free  `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
                           teacher forcing on (tfr=1) and off (tfr=0); always fp32 with cudnn.benchmark off
-    train plain TF / free `PoseCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop: the
+    train plain TF / free `TemplateCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop: the
                           work of `CVAEModule.training_step` (`--chunk-sweep`: other time chunks and layouts)
     train lightning free  the same step through `Trainer.fit` and the real `CVAEModule` (no logger,
                           checkpointing or progress bar), timed from batch end to batch end
@@ -36,7 +36,7 @@ import torch
 
 from bench.measure import Bench, PeakMemory, timed
 from bench.seed_loop import SEED_MODEL_PATHS, load_seed_model, seed_rollout
-from cvae_video.models.template import PoseCVAE
+from cvae_video.models.template import TemplateCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = dict(frame_dim=128, label_dim=32, noise_dim=12, fusion_dim=192)   # model=seed
@@ -55,15 +55,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=5,
                    help="timed steps per training row (median; with 3 the CPU ratios moved by ~10%%)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before them (at least 1)")
-    p.add_argument("--time-chunk", type=int, default=None, help="PoseCVAE.time_chunk (default: by device)")
-    p.add_argument("--nchw", action="store_true", help="PoseCVAE(channels_last=False) (default: NHWC)")
+    p.add_argument("--time-chunk", type=int, default=None, help="TemplateCVAE.time_chunk (default: by device)")
+    p.add_argument("--nchw", action="store_true", help="TemplateCVAE(channels_last=False) (default: NHWC)")
     p.add_argument("--chunk-sweep", type=int, nargs="*", default=[],
                    help="extra plain TF/free rows at the largest batch for these time_chunk values, NCHW and NHWC")
     p.add_argument("--rollout-frames", type=int, default=16, help="frames per rollout (the lab: 630)")
     p.add_argument("--rollout-batches", type=int, nargs="*", default=[1, 5], help="rollout batch sizes")
     p.add_argument("--rollout-reps", type=int, default=2, help="timed rollouts per row (after one untimed)")
     p.add_argument("--compiled-rollouts", type=int, nargs="*", default=[], metavar="BATCH",
-                   help="also time rollouts at these batch sizes through PoseCVAE.compile_step (last)")
+                   help="also time rollouts at these batch sizes through TemplateCVAE.compile_step (last)")
     p.add_argument("--epoch-clips", type=int, default=0,
                    help="estimate an epoch of this many clips at the largest batch (the lab: 1463)")
     p.add_argument("--seed-model", type=Path, default=None, help="seed_model.py (default: shared/reference/)")
@@ -86,10 +86,10 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def make_net(args, device: torch.device, **overrides) -> PoseCVAE:
+def make_net(args, device: torch.device, **overrides) -> TemplateCVAE:
     torch.manual_seed(0)
     settings = dict(time_chunk=args.time_chunk, channels_last=not args.nchw) | overrides
-    return PoseCVAE(**WIDTHS, **settings).to(device)
+    return TemplateCVAE(**WIDTHS, **settings).to(device)
 
 
 def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +99,7 @@ def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Ten
     return torch.rand(shape, generator=g).to(device), torch.rand(shape, generator=g).to(device)
 
 
-def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, poses: torch.Tensor,
+def plain_step(net: TemplateCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, poses: torch.Tensor,
                teacher_forcing: bool, precision, host_reads: bool = False) -> None:
     """The work of `CVAEModule.training_step` without Lightning: its forward pass (`net.training_loss`),
     backward, clip, step.
@@ -117,7 +117,7 @@ def plain_step(net: PoseCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, 
     opt.step()
 
 
-def lightning_seconds(net: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, args, device) -> dict:
+def lightning_seconds(net: TemplateCVAE, frames: torch.Tensor, poses: torch.Tensor, args, device) -> dict:
     """Free-running steps through `Trainer.fit` and the real CVAEModule; each step timed batch end to batch end,
     so the loop's own work between steps (fetching the batch, hooks, logging) counts."""
     import lightning as L

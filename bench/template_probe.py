@@ -1,6 +1,6 @@
 """Probe the template's first steps under the lab's recipe, and what happens when beta first rises.
 
-A plain loop over `PoseCVAE.unroll` and `sequence_loss` (the module's own functions): Adam, gradient clipping
+A plain loop over `TemplateCVAE.unroll` and `sequence_loss` (the module's own functions): Adam, gradient clipping
 (over all parameters, as the lab, or per network with --clip-per-network), batch 2 x 16 random training clips of
 the default synthetic set, phases of (beta, teacher forcing, steps). Every `--eval-every` steps it rolls out
 the first `--rollout` frames of the validation sequence with z from the prior and prints their mean PSNR beside
@@ -20,7 +20,7 @@ from cvae_video.data import lab4
 from cvae_video.data.datamodule import Clips
 from cvae_video.metrics import psnr_per_frame
 from cvae_video.models.sequence import sequence_loss
-from cvae_video.models.template import PoseCVAE
+from cvae_video.models.template import TemplateCVAE
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--name", required=True)
@@ -48,7 +48,7 @@ val_frames, val_poses, _ = lab4.read_sequence_split(root, "val", 32, 64)
 val_x = val_frames[:args.rollout].float()[None] / 255                  # (1, T, 3, H, W)
 val_p = val_poses[:args.rollout].float()[None] / 255
 w = args.width
-net = PoseCVAE(frame_dim=w, label_dim=w // 4, noise_dim=12, fusion_dim=w * 3 // 2, label_slope=args.label_slope,
+net = TemplateCVAE(frame_dim=w, label_dim=w // 4, noise_dim=12, fusion_dim=w * 3 // 2, label_slope=args.label_slope,
                posterior_slope=args.posterior_slope, output_sigmoid=bool(args.sigmoid))
 if args.detach:
     posterior = net.posterior.forward

@@ -21,9 +21,6 @@ from cvae_video.errors import UserError
 from cvae_video.models.sequence import SequenceCVAE
 from cvae_video.module import CVAEModule
 
-# Model classes that moved, under the names older checkpoints give them
-MOVED = {"cvae_video.networks.PoseCVAE": "cvae_video.models.template.PoseCVAE",
-         "cvae_video.compositing.CompositingCVAE": "cvae_video.models.compositing.CompositingCVAE"}
 # The module of a `_target_` a checkpoint may name -> the class the target must be, or derive from
 BUILDABLE = {"torch.optim": torch.optim.Optimizer, "torch.optim.lr_scheduler": torch.optim.lr_scheduler.LRScheduler,
              "cvae_video.module": CVAEModule, "cvae_video.models.template": SequenceCVAE,
@@ -68,8 +65,6 @@ def load_module(ckpt_path: str | None, device: torch.device) -> tuple[CVAEModule
     run_config = ckpt.get("run_config") if isinstance(ckpt, dict) else None
     if not run_config:
         raise UserError(f"ckpt_path {ckpt_path}: no run_config in it (not written by cvae_video.train)")
-    net = run_config["module"]["net"]
-    net["_target_"] = MOVED.get(net["_target_"], net["_target_"])
     check_targets(run_config["module"], ckpt_path, "module")
     module = instantiate(run_config["module"], _partial_=True)(run_config=run_config)
     module.load_state_dict(ckpt["state_dict"])

@@ -34,7 +34,7 @@ class NonFiniteLossError(UserError):
 
 class CVAEModule(L.LightningModule):
     """
-    net: a `models.sequence.SequenceCVAE` design (`models.template.PoseCVAE`, `models.compositing.CompositingCVAE`).
+    net: a `models.sequence.SequenceCVAE` design (`models.template.TemplateCVAE`, `models.compositing.CompositingCVAE`).
     optimizer: a partial taking `params` (Hydra `_partial_`), e.g. torch.optim.AdamW with lr, betas, weight_decay.
     scheduler: a partial taking `optimizer`, stepped once per epoch.
     grad_clip_val: gradient-norm clipping (None: off).
@@ -112,7 +112,7 @@ class CVAEModule(L.LightningModule):
         noise = self.net.standard_noise(b, t - 1, h, w, poses.device, generator)
         with torch.autocast(first_frame.device.type, enabled=False):
             preds, _ = self.net.unroll(poses, first_frame, use_posterior=False, teacher_forcing=False, noise=noise)
-        # A network without an output sigmoid (model=seed_exact) feeds its raw outputs back, as the template does;
+        # A network without an output sigmoid (model=template) feeds its raw outputs back, as the template does;
         # the video it returns is clamped to the [0, 1] that scores, pictures and the submission need.
         return torch.cat([first_frame, preds.clamp(0, 1)], 1)
 

@@ -12,12 +12,12 @@ from torch import nn
 
 from cvae_video.models.compositing import CompositingCVAE
 from cvae_video.models.sequence import kl_to_standard_normal, sequence_loss
-from cvae_video.models.template import PoseCVAE, StepwiseBatchNorm2d
+from cvae_video.models.template import TemplateCVAE, StepwiseBatchNorm2d
 
 ROOT = Path(__file__).resolve().parents[1]
 # Both designs at test sizes; the noise of a (B, T, 3, 8, 16) clip has shape (B, T - 1, *NOISE[design]).
 DESIGNS = {
-    "template": lambda **kw: PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **kw),
+    "template": lambda **kw: TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **kw),
     "compositing": lambda **kw: CompositingCVAE(frame_dim=8, label_dim=8, noise_dim=4, widths=(8, 16, 16), blocks=1,
                                                 **kw),
 }
@@ -74,7 +74,7 @@ def test_chunked_step_gives_the_per_frame_loss_gradients_and_batchnorm_statistic
 
 def test_float32_chunked_teacher_forced_step_matches_to_float_tolerance():
     torch.manual_seed(0)
-    net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=0)
+    net = TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=0)
     frames, poses, noise = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16), torch.randn(2, 4, 4, 8, 16)
     ref = copy.deepcopy(net)
     want = loss_and_grads(ref, lambda: reference_unroll(ref, poses, frames, noise, True), frames)
@@ -140,7 +140,7 @@ def test_captured_rollout_gives_the_eager_frames(design):
 @pytest.mark.slow
 def test_compiled_rollout_gives_the_eager_frames():
     torch.manual_seed(0)
-    net = PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).eval()
+    net = TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16).eval()
     first, poses, noise = torch.rand(2, 1, 3, 8, 16), torch.rand(2, 6, 3, 8, 16), torch.randn(2, 5, 4, 8, 16)
     with torch.inference_mode():
         eager = net.unroll(poses, first, False, False, noise=noise)[0]

@@ -61,7 +61,7 @@ def test_help_says_what_it_does_the_groups_that_matter_and_examples(module, grou
     ("train", ["data=checkpoint"], "error: data=checkpoint is evaluate's and predict's (the data a checkpoint was "
                                    "trained on); name a data set to train on: data=synthetic, or data=lab4 "
                                    "data.root=/path/to/LAB4_Dataset"),
-    ("evaluate", ["model=seed"], "error: model=seed: cvae_video.evaluate takes no model option: the model and its "
+    ("evaluate", ["model=template"], "error: model=template: cvae_video.evaluate takes no model option: the model and its "
                                  "training come from the checkpoint"),
     ("predict", ["+kl=none"], "error: +kl=none: cvae_video.predict takes no kl option: the model and its training "
                               "come from the checkpoint"),

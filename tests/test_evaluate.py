@@ -13,7 +13,6 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from cvae_video.errors import UserError
 from cvae_video.evaluate import evaluate
-from cvae_video.inference import load_module
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, summary
 from cvae_video.train import train
 from tests.conftest import CONF_DIR, tiny_overrides
@@ -152,12 +151,3 @@ def test_cli_evaluate_writes_where_hydra_run_dir_points(tiny_root, tiny_run, tmp
     missing = subprocess.run(cmd[:3] + [f"ckpt_path={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}"],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 1 and missing.stderr.strip().endswith("nope.ckpt does not exist")
-
-
-def test_a_checkpoint_naming_the_old_module_paths_still_loads(tiny_run, tmp_path):
-    ckpt = torch.load(tiny_run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["run_config"]["module"]["net"]["_target_"] == "cvae_video.models.compositing.CompositingCVAE"
-    ckpt["run_config"]["module"]["net"]["_target_"] = "cvae_video.compositing.CompositingCVAE"   # before models/
-    torch.save(ckpt, tmp_path / "old.ckpt")
-    module, _ = load_module(str(tmp_path / "old.ckpt"), torch.device("cpu"))
-    assert type(module.net).__name__ == "CompositingCVAE"

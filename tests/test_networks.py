@@ -1,14 +1,15 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cvae_video.models.compositing import CompositingCVAE
 from cvae_video.models.sequence import gaussian_kl, kl_to_standard_normal
-from cvae_video.models.template import PoseCVAE
+from cvae_video.models.template import DepthConvBlock, TemplateCVAE
 
 
 def small(**settings):
     torch.manual_seed(0)
-    return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **settings)
+    return TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **settings)
 
 
 def compositing(**settings):
@@ -125,3 +126,30 @@ def test_learned_prior_is_trained_against_and_sampled_from(design):
 def test_an_unknown_prior_is_refused():
     with pytest.raises(ValueError, match="prior must be one of"):
         small(prior="lerned")
+
+
+def test_the_template_at_the_labs_widths_has_the_courses_parameter_count():
+    """The course's five networks at F, L, N, D = 128, 32, 12, 192 have 1,585,620 parameters (its template's
+    `modules/`, counted in a session; the course's code is not vendored here)."""
+    net = TemplateCVAE()
+    counts = {name: sum(p.numel() for p in child.parameters()) for name, child in net.named_children()}
+    assert counts == {"frame_encoder": 193_568, "label_encoder": 16_832, "posterior": 8_289, "fusion": 617_768,
+                      "generator": 749_163}
+    assert sum(counts.values()) == 1_585_620
+
+
+def test_the_depthwise_block_is_the_courses_written_out_by_hand():
+    """DepthConvBlock(c_in, c_out) = y + W_out (a * LeakyReLU_0.1(b)), with (a, b) the halves of W_expand y and
+    y = conv2(dw(LeakyReLU_0.01(conv1 x))) + skip x: the template's DepthConv followed by its gated ConvFFN."""
+    torch.manual_seed(0)
+    block = DepthConvBlock(4, 6).double()
+    for p in block.parameters():
+        torch.nn.init.normal_(p)
+    x = torch.randn(2, 4, 5, 7, dtype=torch.float64)
+    conv1, _, depthwise, conv2 = block.depth
+    y = F.conv2d(F.leaky_relu(F.conv2d(x, conv1.weight, conv1.bias), 0.01), depthwise.weight, depthwise.bias,
+                 padding=1, groups=4)
+    y = F.conv2d(y, conv2.weight, conv2.bias) + F.conv2d(x, block.skip.weight, block.skip.bias)
+    a, b = F.conv2d(y, block.ffn.expand.weight, block.ffn.expand.bias).split(12, dim=1)
+    expected = y + F.conv2d(a * F.leaky_relu(b, 0.1), block.ffn.project.weight, block.ffn.project.bias)
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-10)

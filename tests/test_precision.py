@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from bench import steps as bench
 from cvae_video.errors import UserError
 from cvae_video.module import CVAEModule
-from cvae_video.models.template import PoseCVAE
+from cvae_video.models.template import TemplateCVAE
 
 
 class CountCasts(TorchDispatchMode):
@@ -32,7 +32,7 @@ class CountCasts(TorchDispatchMode):
 
 def net():
     torch.manual_seed(0)
-    return PoseCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=1)
+    return TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, time_chunk=1)
 
 
 def module():

@@ -158,8 +158,8 @@ def test_validating_mid_epoch_does_not_change_training(compose_train, tiny_root,
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_seed_exact_has_the_templates_activations_and_its_videos_are_clamped(compose_train, tmp_path):
-    cfg = compose_train([f"paths.output_dir={tmp_path}", "model=seed_exact", "model.frame_dim=16", "model.label_dim=8",
+def test_the_template_has_the_courses_activations_and_its_videos_are_clamped(compose_train, tmp_path):
+    cfg = compose_train([f"paths.output_dir={tmp_path}", "model=template", "model.frame_dim=16", "model.label_dim=8",
                          "model.noise_dim=4", "model.fusion_dim=16"])
     module = instantiate(cfg.module, _partial_=True)(run_config=None)
     layers = list(module.net.modules())
@@ -180,7 +180,7 @@ def test_progress_bar_off_trains_and_a_refused_trainer_option_is_one_line(compos
         train(compose_train(tiny_overrides(tiny_root, tmp_path / "bad") + ["trainer.val_check_interval=-3"]))
 
 
-@pytest.mark.parametrize("model", [["model=small"], ["model=seed", "model.frame_dim=16", "model.label_dim=8",
+@pytest.mark.parametrize("model", [["model=small"], ["model=template", "model.frame_dim=16", "model.label_dim=8",
                                                      "model.noise_dim=4", "model.fusion_dim=16"]])
 def test_learned_prior_trains_and_its_checkpoint_holds_it(compose_train, tiny_root, tmp_path, model):
     from cvae_video.inference import load_module

@@ -1,7 +1,10 @@
-"""The lab's networks (`model=seed`, `model=seed_exact`): every network keeps the full H x W resolution.
+"""The lab's networks, exactly as the course's template builds them (`model=template`): every network keeps the full
+H x W resolution.
 
-Blocks as the template's: residual blocks (two 3x3 convolutions, LeakyReLU 0.01, a 1x1 skip where widths
-differ), depthwise-convolution blocks, BatchNorm in the label encoder only. The time loop is `sequence.py`'s.
+Blocks as the template's `modules/layers.py`: residual blocks (two 3x3 convolutions, LeakyReLU 0.01, a 1x1 skip
+where widths differ) and depthwise-convolution blocks ending in a gated feed-forward; BatchNorm in the label
+encoder only. At the lab's widths (F, L, N, D = 128, 32, 12, 192) the five networks have 1,585,620 parameters, as
+the course's. The time loop is `sequence.py`'s.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from torch import nn
 from cvae_video.models.sequence import SequenceCVAE
 
 SLOPE = 0.01  # LeakyReLU slope of the template's blocks
+GATE_SLOPE = 0.1   # LeakyReLU slope of the gate of the depthwise blocks' feed-forward
 TEMPLATE_SLOPE = 1.0   # the template's LeakyReLU(True) in the label encoder and the posterior: no non-linearity
 
 
@@ -30,8 +34,22 @@ class ResidualBlock(nn.Module):
         return self.body(x) + self.skip(x)
 
 
+class GatedFeedForward(nn.Module):
+    """x + conv_out(a * LeakyReLU_0.1(b)), where a and b are the halves of a 1x1 convolution to 4x the width."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.expand = nn.Conv2d(ch, 4 * ch, 1)
+        self.gate = nn.LeakyReLU(GATE_SLOPE)
+        self.project = nn.Conv2d(2 * ch, ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.expand(x).chunk(2, dim=1)                                 # (B, 2C, H, W) each
+        return x + self.project(a * self.gate(b))
+
+
 class DepthConvBlock(nn.Module):
-    """1x1, depthwise 3x3, 1x1 (with skip), then a 1x1 feed-forward with 4x expansion (with skip)."""
+    """1x1 (LeakyReLU 0.01), depthwise 3x3, 1x1, with a skip (1x1 where widths differ); then a gated feed-forward."""
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
@@ -41,15 +59,10 @@ class DepthConvBlock(nn.Module):
             nn.Conv2d(in_ch, out_ch, 1),
         )
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-        hidden = max(min(out_ch * 4, 1024), out_ch * 2)
-        self.ffn = nn.Sequential(
-            nn.Conv2d(out_ch, hidden, 1), nn.LeakyReLU(0.1),
-            nn.Conv2d(hidden, out_ch, 1), nn.LeakyReLU(0.1),
-        )
+        self.ffn = GatedFeedForward(out_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.depth(x) + self.skip(x)
-        return x + self.ffn(x)
+        return self.ffn(self.depth(x) + self.skip(x))
 
 
 class FrameEncoder(nn.Sequential):
@@ -154,8 +167,7 @@ class Generator(nn.Sequential):
         )
 
 
-
-class PoseCVAE(SequenceCVAE):
+class TemplateCVAE(SequenceCVAE):
     """The lab template's design with widths F (frame), L (label), N (noise) and D (fusion): every network
     keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
 
