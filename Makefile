@@ -1,5 +1,5 @@
 # make demo: install, make the synthetic data, train the small model on CPU, validate
-# make test: install, run the test suite
+# make test: install, lint and format-check with ruff, run the test suite
 # make bench: install, time training steps and rollouts against the lab's seed loop (outputs/bench/bench.json)
 # make quality: install, train experiment=quality (~42 min on 2 CPU cores), evaluate and plot into outputs/quality/
 # make curves: after make quality, train the template under the same recipe (~50 min) and draw both learning
@@ -72,6 +72,8 @@ report: install-base
 	$(PY) -m cvae_video.report outputs/sweep
 
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 bench: install-base

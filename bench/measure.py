@@ -1,5 +1,6 @@
 """What the benchmark measures with and how it keeps its rows: `timed` (median seconds and peak memory of a
 callable), `PeakMemory`, and `Bench`, the table of rows written to bench.json as each comes in."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,7 @@ class PeakMemory:
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-            torch.cuda.empty_cache()            # what earlier rows left cached is not this row's
+            torch.cuda.empty_cache()  # what earlier rows left cached is not this row's
             torch.cuda.reset_peak_memory_stats()
         else:
             self.running = True
@@ -35,7 +36,7 @@ class PeakMemory:
         return self
 
     def _sample(self) -> None:
-        page_mb = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
         while self.running:
             with open("/proc/self/statm") as f:
                 self.mb = max(self.mb, int(f.read().split()[1]) * page_mb)
@@ -44,7 +45,7 @@ class PeakMemory:
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-            self.mb = torch.cuda.max_memory_allocated() / 2 ** 20
+            self.mb = torch.cuda.max_memory_allocated() / 2**20
         else:
             self.running = False
             self.sampler.join()
@@ -80,10 +81,14 @@ class Bench:
         self.args, self.device, self.rows, self.skipped = args, device, [], []
         self.env = {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-            "torch": torch.__version__, "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "precision": args.precision,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "precision": args.precision,
             "time_chunk": args.time_chunk if args.time_chunk is not None else "by device",
-            "layout": "NCHW" if args.nchw else "NHWC", "frame_size": args.frame_size,
+            "layout": "NCHW" if args.nchw else "NHWC",
+            "frame_size": args.frame_size,
         }
         print(" | ".join(f"{k} {v}" for k, v in self.env.items()))
 
@@ -97,16 +102,24 @@ class Bench:
                 torch.cuda.empty_cache()
             return self.skip(f"{kind} {name}, batch {batch}", f"failed: {type(err).__name__}: {err}")
         predicted = batch * (frames - 1)
-        row = {"kind": kind, "name": name, "batch": batch, "frames": frames, **result,
-               "predicted_frames_per_s": predicted / result["seconds"],
-               "times": [round(t, 5) for t in result["times"]]}
+        row = {
+            "kind": kind,
+            "name": name,
+            "batch": batch,
+            "frames": frames,
+            **result,
+            "predicted_frames_per_s": predicted / result["seconds"],
+            "times": [round(t, 5) for t in result["times"]],
+        }
         baseline = self.find("seed" if kind == "rollout" else "seed TF" if "TF" in name else "seed free", kind, batch)
         row["x_seed"] = row["seconds"] / baseline["seconds"] if baseline else None
         self.rows.append(row)
         x_seed = f"{row['x_seed']:.2f}" if row["x_seed"] is not None else "-"
-        print(f"{kind:8s} {name:28s} {batch:5d} {frames:6d} {row['seconds']:10.4f} "
-              f"{row['predicted_frames_per_s']:11.1f} {x_seed:>7s} {row['peak_mb']:9.0f}  {row.get('note', '')}",
-              flush=True)
+        print(
+            f"{kind:8s} {name:28s} {batch:5d} {frames:6d} {row['seconds']:10.4f} "
+            f"{row['predicted_frames_per_s']:11.1f} {x_seed:>7s} {row['peak_mb']:9.0f}  {row.get('note', '')}",
+            flush=True,
+        )
         self.write()
         return row
 
@@ -124,23 +137,36 @@ class Bench:
         return ra["seconds"] / rb["seconds"] if ra and rb else None
 
     def ratios(self, batch: int) -> dict:
-        return {"lightning_over_plain": self.ratio("lightning free", "plain free", batch),
-                "tf_over_seed": self.ratio("plain TF", "seed TF", batch),
-                "free_over_seed": self.ratio("plain free", "seed free", batch)}
+        return {
+            "lightning_over_plain": self.ratio("lightning free", "plain free", batch),
+            "tf_over_seed": self.ratio("plain TF", "seed TF", batch),
+            "free_over_seed": self.ratio("plain free", "seed free", batch),
+        }
 
     def summary(self) -> dict:
         batches = self.args.batches
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
-        out = {"env": self.env, "settings": settings,
-               "ratios": self.ratios(batches[0]) if batches else {},
-               "ratios_by_batch": {str(b): self.ratios(b) for b in batches}, "rows": self.rows, "skipped": self.skipped}
+        out = {
+            "env": self.env,
+            "settings": settings,
+            "ratios": self.ratios(batches[0]) if batches else {},
+            "ratios_by_batch": {str(b): self.ratios(b) for b in batches},
+            "rows": self.rows,
+            "skipped": self.skipped,
+        }
         if self.args.epoch_clips and batches:
             batch = max(batches)
-            steps = self.args.epoch_clips // batch            # the training loader drops the last partial batch
-            out["epoch_estimate"] = {"clips": self.args.epoch_clips, "batch": batch, "steps": steps, **{
-                f"{name.replace(' ', '_')}_s": row["seconds"] * steps
-                for name in ("seed TF", "seed free", "plain TF", "plain free")
-                if (row := self.find(name, "train", batch))}}
+            steps = self.args.epoch_clips // batch  # the training loader drops the last partial batch
+            out["epoch_estimate"] = {
+                "clips": self.args.epoch_clips,
+                "batch": batch,
+                "steps": steps,
+                **{
+                    f"{name.replace(' ', '_')}_s": row["seconds"] * steps
+                    for name in ("seed TF", "seed free", "plain TF", "plain free")
+                    if (row := self.find(name, "train", batch))
+                },
+            }
         return out
 
     def write(self) -> None:

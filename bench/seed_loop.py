@@ -1,5 +1,6 @@
 """The lab's seed loop (`shared/reference/seed_model.py`, outside the package), loaded by path, and its
 inference loop: the baseline every row of `bench.steps` is compared with."""
+
 from __future__ import annotations
 
 import importlib.util

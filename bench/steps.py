@@ -22,6 +22,7 @@ Writes outputs/bench/bench.json (rewritten after every row, so a run cut short k
 the rows, the ratios `lightning_over_plain`, `tf_over_seed`, `free_over_seed` (step times at the first
 batch size; `ratios_by_batch` for each) and, with `--epoch-clips`, an epoch's time at the largest batch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,33 +40,56 @@ from bench.seed_loop import SEED_MODEL_PATHS, load_seed_model, seed_rollout
 from cvae_video.models.template import TemplateCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDTHS = dict(frame_dim=128, label_dim=32, noise_dim=12, fusion_dim=192)   # model=seed
+WIDTHS = dict(frame_dim=128, label_dim=32, noise_dim=12, fusion_dim=192)  # model=seed
 LR, CLIP = 1e-3, 1.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
-                   help="for this project's training rows (rollouts run float32, as CVAEModule.rollout; the seed "
-                        "loop always runs fp32)")
+    p.add_argument(
+        "--precision",
+        default="32-true",
+        choices=["32-true", "bf16-mixed"],
+        help="for this project's training rows (rollouts run float32, as CVAEModule.rollout; the seed "
+        "loop always runs fp32)",
+    )
     p.add_argument("--batches", type=int, nargs="*", default=[2], help="training batch sizes (none: no training rows)")
     p.add_argument("--frames", type=int, default=8, help="frames per training clip (the lab: 16)")
     p.add_argument("--frame-size", type=int, nargs=2, default=[32, 64], metavar=("H", "W"))
-    p.add_argument("--steps", type=int, default=5,
-                   help="timed steps per training row (median; with 3 the CPU ratios moved by ~10%%)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=5,
+        help="timed steps per training row (median; with 3 the CPU ratios moved by ~10%%)",
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before them (at least 1)")
     p.add_argument("--time-chunk", type=int, default=None, help="TemplateCVAE.time_chunk (default: by device)")
     p.add_argument("--nchw", action="store_true", help="TemplateCVAE(channels_last=False) (default: NHWC)")
-    p.add_argument("--chunk-sweep", type=int, nargs="*", default=[],
-                   help="extra plain TF/free rows at the largest batch for these time_chunk values, NCHW and NHWC")
+    p.add_argument(
+        "--chunk-sweep",
+        type=int,
+        nargs="*",
+        default=[],
+        help="extra plain TF/free rows at the largest batch for these time_chunk values, NCHW and NHWC",
+    )
     p.add_argument("--rollout-frames", type=int, default=16, help="frames per rollout (the lab: 630)")
     p.add_argument("--rollout-batches", type=int, nargs="*", default=[1, 5], help="rollout batch sizes")
     p.add_argument("--rollout-reps", type=int, default=2, help="timed rollouts per row (after one untimed)")
-    p.add_argument("--compiled-rollouts", type=int, nargs="*", default=[], metavar="BATCH",
-                   help="also time rollouts at these batch sizes through TemplateCVAE.compile_step (last)")
-    p.add_argument("--epoch-clips", type=int, default=0,
-                   help="estimate an epoch of this many clips at the largest batch (the lab: 1463)")
+    p.add_argument(
+        "--compiled-rollouts",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="BATCH",
+        help="also time rollouts at these batch sizes through TemplateCVAE.compile_step (last)",
+    )
+    p.add_argument(
+        "--epoch-clips",
+        type=int,
+        default=0,
+        help="estimate an epoch of this many clips at the largest batch (the lab: 1463)",
+    )
     p.add_argument("--seed-model", type=Path, default=None, help="seed_model.py (default: shared/reference/)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed loop's rows")
     p.add_argument("--no-lightning", action="store_true", help="skip the Trainer.fit row")
@@ -99,8 +123,15 @@ def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Ten
     return torch.rand(shape, generator=g).to(device), torch.rand(shape, generator=g).to(device)
 
 
-def plain_step(net: TemplateCVAE, opt: torch.optim.Optimizer, frames: torch.Tensor, poses: torch.Tensor,
-               teacher_forcing: bool, precision, host_reads: bool = False) -> None:
+def plain_step(
+    net: TemplateCVAE,
+    opt: torch.optim.Optimizer,
+    frames: torch.Tensor,
+    poses: torch.Tensor,
+    teacher_forcing: bool,
+    precision,
+    host_reads: bool = False,
+) -> None:
     """The work of `CVAEModule.training_step` without Lightning: its forward pass (`net.training_loss`),
     backward, clip, step.
 
@@ -134,18 +165,33 @@ def lightning_seconds(net: TemplateCVAE, frames: torch.Tensor, poses: torch.Tens
                 torch.cuda.synchronize()
             self.ends.append(time.perf_counter())
 
-    module = CVAEModule(net, optimizer=partial(torch.optim.Adam, lr=LR),
-                        scheduler=partial(torch.optim.lr_scheduler.ConstantLR, factor=1.0), grad_clip_val=CLIP)
-    module.beta, module.tfr = 1.0, 0.0                 # free-running, as the plain row
+    module = CVAEModule(
+        net,
+        optimizer=partial(torch.optim.Adam, lr=LR),
+        scheduler=partial(torch.optim.lr_scheduler.ConstantLR, factor=1.0),
+        grad_clip_val=CLIP,
+    )
+    module.beta, module.tfr = 1.0, 0.0  # free-running, as the plain row
     ends, batches = BatchEnds(), args.warmup + args.steps
-    trainer = L.Trainer(accelerator=device.type, devices=1, precision=args.precision, max_epochs=1,
-                        limit_train_batches=batches, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        benchmark=torch.backends.cudnn.benchmark, callbacks=[ends])
+    trainer = L.Trainer(
+        accelerator=device.type,
+        devices=1,
+        precision=args.precision,
+        max_epochs=1,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        benchmark=torch.backends.cudnn.benchmark,
+        callbacks=[ends],
+    )
     with PeakMemory(device) as peak:
         # batch_size=None: the loader yields the (frames, poses) pair as it is, already on the device
         trainer.fit(module, train_dataloaders=DataLoader([(frames, poses)] * batches, batch_size=None))
-    intervals = [b - a for a, b in zip(ends.ends, ends.ends[1:])][args.warmup - 1:]
+    intervals = [b - a for a, b in zip(ends.ends, ends.ends[1:])][args.warmup - 1 :]
     return {"seconds": statistics.median(intervals), "times": intervals, "peak_mb": round(peak.mb, 1)}
 
 
@@ -166,17 +212,20 @@ def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
         return run(lambda: plain_step(net, opt, frames, poses, teacher_forcing, precision, host_reads))
 
     if seed is not None:
-        torch.backends.cudnn.benchmark = False                # the seed loop as it is
+        torch.backends.cudnn.benchmark = False  # the seed loop as it is
         bench.add("train", "seed TF", batch, args.frames, lambda: seed_row(1.0))
         bench.add("train", "seed free", batch, args.frames, lambda: seed_row(0.0))
-    torch.backends.cudnn.benchmark = device.type == "cuda"    # as trainer=gpu (benchmark: true)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as trainer=gpu (benchmark: true)
     sweep = args.chunk_sweep if batch == max(args.batches) else []
-    variants = [("plain", {})] + [(f"plain chunk={k} {'NHWC' if nhwc else 'NCHW'}",
-                                   dict(time_chunk=k, channels_last=nhwc)) for k in sweep for nhwc in (False, True)]
+    variants = [("plain", {})] + [
+        (f"plain chunk={k} {'NHWC' if nhwc else 'NCHW'}", dict(time_chunk=k, channels_last=nhwc))
+        for k in sweep
+        for nhwc in (False, True)
+    ]
     for label, overrides in variants:
-        bench.add("train", f"{label} TF", batch, args.frames, lambda: plain_row(True, **overrides))
-        bench.add("train", f"{label} free", batch, args.frames, lambda: plain_row(False, **overrides))
-    if device.type == "cuda":                              # what the NaN guard's host reads cost where work is queued
+        bench.add("train", f"{label} TF", batch, args.frames, lambda o=overrides: plain_row(True, **o))
+        bench.add("train", f"{label} free", batch, args.frames, lambda o=overrides: plain_row(False, **o))
+    if device.type == "cuda":  # what the NaN guard's host reads cost where work is queued
         bench.add("train", "plain free +host reads", batch, args.frames, lambda: plain_row(False, host_reads=True))
     if args.no_lightning:
         return bench.skip(f"train lightning free, batch {batch}", "--no-lightning")
@@ -184,8 +233,13 @@ def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
         import lightning  # noqa: F401
     except ImportError as err:
         return bench.skip(f"train lightning free, batch {batch}", f"Lightning not importable ({err})")
-    row = bench.add("train", "lightning free", batch, args.frames,
-                    lambda: lightning_seconds(make_net(args, device), frames, poses, args, device))
+    row = bench.add(
+        "train",
+        "lightning free",
+        batch,
+        args.frames,
+        lambda: lightning_seconds(make_net(args, device), frames, poses, args, device),
+    )
     if row:
         row["x_plain"] = bench.ratio("lightning free", "plain free", batch)
 
@@ -196,7 +250,7 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
     frames, poses = clip(batch, args.rollout_frames, args, device)
     first = frames[:, :1]
     run = partial(timed, warmup=1, reps=args.rollout_reps, device=device)
-    torch.backends.cudnn.benchmark = False                 # the seed loop as it is
+    torch.backends.cudnn.benchmark = False  # the seed loop as it is
     net = make_net(args, device).eval()
 
     def seed_row() -> dict:
@@ -204,12 +258,13 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
         m = seed.SeedVAE().to(device).eval()
         return run(lambda: seed_rollout(m, first, poses))
 
-    @torch.inference_mode()                                # as Lightning's validation and predict loops
+    @torch.inference_mode()  # as Lightning's validation and predict loops
     def rollout(noise=None, model=net) -> torch.Tensor:
         """Without autocast, as `CVAEModule.rollout`: float32, or bf16 for a network cast to it."""
         dtype = model_dtype(model)
-        return model.unroll(poses.to(dtype), first.to(dtype), use_posterior=False, teacher_forcing=False,
-                            noise=noise)[0]
+        return model.unroll(poses.to(dtype), first.to(dtype), use_posterior=False, teacher_forcing=False, noise=noise)[
+            0
+        ]
 
     def accelerated_row(enable, model=net) -> dict:
         """Time the rollout of `model` after `enable()` (whose first call captures or compiles: the untimed
@@ -218,17 +273,26 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
         eager = rollout(noise)
         enable()
         result = run(lambda: rollout(model=model))
-        diff = (rollout(noise.to(model_dtype(model)), model).float() - eager).abs()   # rounding only
-        return {**result, "setup_s": round(result["times"][0], 3), "max_abs_diff_vs_eager": float(diff.max()),
-                "max_abs_diff_frame1": float(diff[:, 0].max()),
-                "note": f"|x - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e}); "
-                        f"first call {result['times'][0]:.1f} s"}
+        diff = (rollout(noise.to(model_dtype(model)), model).float() - eager).abs()  # rounding only
+        return {
+            **result,
+            "setup_s": round(result["times"][0], 3),
+            "max_abs_diff_vs_eager": float(diff.max()),
+            "max_abs_diff_frame1": float(diff[:, 0].max()),
+            "note": f"|x - eager| max {float(diff.max()):.2e} (frame 1: {float(diff[:, 0].max()):.2e}); "
+            f"first call {result['times'][0]:.1f} s",
+        }
 
     if compiled:
         torch.backends.cudnn.benchmark = device.type == "cuda"
         mode = "reduce-overhead" if device.type == "cuda" else "default"
-        return bench.add("rollout", f"project compiled ({mode})", batch, args.rollout_frames,
-                         lambda: accelerated_row(lambda: net.compile_step(mode)))
+        return bench.add(
+            "rollout",
+            f"project compiled ({mode})",
+            batch,
+            args.rollout_frames,
+            lambda: accelerated_row(lambda: net.compile_step(mode)),
+        )
     if seed is not None:
         bench.add("rollout", "seed", batch, args.rollout_frames, seed_row)
     torch.backends.cudnn.benchmark = device.type == "cuda"
@@ -238,10 +302,20 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
     # Weights cast to bf16 once (Lightning's precision="bf16-true"). Timed first, while `net` is still eager:
     # its frames are the reference both rows compare with.
     bf16_net = copy.deepcopy(net).to(torch.bfloat16)
-    bench.add("rollout", "project CUDA graph bf16-true", batch, args.rollout_frames,
-              lambda: accelerated_row(lambda: setattr(bf16_net, "cuda_graphs", True), bf16_net))
-    bench.add("rollout", "project CUDA graph", batch, args.rollout_frames,
-              lambda: accelerated_row(lambda: setattr(net, "cuda_graphs", True)))
+    bench.add(
+        "rollout",
+        "project CUDA graph bf16-true",
+        batch,
+        args.rollout_frames,
+        lambda: accelerated_row(lambda: setattr(bf16_net, "cuda_graphs", True), bf16_net),
+    )
+    bench.add(
+        "rollout",
+        "project CUDA graph",
+        batch,
+        args.rollout_frames,
+        lambda: accelerated_row(lambda: setattr(net, "cuda_graphs", True)),
+    )
 
 
 def main(argv=None) -> dict:
@@ -255,21 +329,29 @@ def main(argv=None) -> dict:
         bench.skip("seed rows", "--no-seed")
     elif seed is None:
         bench.skip("seed rows", f"seed_model.py not found (looked for {args.seed_model or SEED_MODEL_PATHS})")
-    print(f"{'kind':8s} {'row':28s} {'batch':>5s} {'frames':>6s} {'s/step':>10s} {'pred fr/s':>11s} "
-          f"{'x seed':>7s} {'peak MB':>9s}  ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})")
+    print(
+        f"{'kind':8s} {'row':28s} {'batch':>5s} {'frames':>6s} {'s/step':>10s} {'pred fr/s':>11s} "
+        f"{'x seed':>7s} {'peak MB':>9s}  ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})"
+    )
     for batch in args.rollout_batches:
         rollout_rows(bench, seed, batch, args, device)
     for batch in args.batches:
         train_rows(bench, seed, batch, args, device)
-    for batch in args.compiled_rollouts:                   # last: compiling can take a minute
+    for batch in args.compiled_rollouts:  # last: compiling can take a minute
         rollout_rows(bench, seed, batch, args, device, compiled=True)
     summary = bench.summary()
     if args.batches:
-        print(f"ratios (batch {args.batches[0]}): " + ", ".join(
-            f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in summary["ratios"].items()))
+        print(
+            f"ratios (batch {args.batches[0]}): "
+            + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in summary["ratios"].items())
+        )
     if "epoch_estimate" in summary:
-        print("epoch estimate: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
-                                             for k, v in summary["epoch_estimate"].items()))
+        print(
+            "epoch estimate: "
+            + ", ".join(
+                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary["epoch_estimate"].items()
+            )
+        )
     print(f"wrote {args.out / 'bench.json'}")
     return summary
 

@@ -7,8 +7,10 @@ the first `--rollout` frames of the validation sequence with z from the prior an
 copy-first-frame's on the same frames. Used to find why the template died (docs/experiments.md, "The template under the
 lab's recipe"); its logs are in bench/results/template_probe_2026-11-26/.
 
-    python bench/template_probe.py --name C --width 64 --label-slope 0.01 --posterior-slope 0.01 --phases 0:1:60,0.1:1:20
+    python bench/template_probe.py --name C --width 64 --label-slope 0.01 --posterior-slope 0.01 \
+        --phases 0:1:60,0.1:1:20
 """
+
 import argparse
 import json
 import time
@@ -45,11 +47,18 @@ torch.manual_seed(args.seed)
 root = Path(args.root)
 clips = Clips(*lab4.read_sequence_split(root, "train", 32, 64), 16)
 val_frames, val_poses, _ = lab4.read_sequence_split(root, "val", 32, 64)
-val_x = val_frames[:args.rollout].float()[None] / 255                  # (1, T, 3, H, W)
-val_p = val_poses[:args.rollout].float()[None] / 255
+val_x = val_frames[: args.rollout].float()[None] / 255  # (1, T, 3, H, W)
+val_p = val_poses[: args.rollout].float()[None] / 255
 w = args.width
-net = TemplateCVAE(frame_dim=w, label_dim=w // 4, noise_dim=12, fusion_dim=w * 3 // 2, label_slope=args.label_slope,
-               posterior_slope=args.posterior_slope, output_sigmoid=bool(args.sigmoid))
+net = TemplateCVAE(
+    frame_dim=w,
+    label_dim=w // 4,
+    noise_dim=12,
+    fusion_dim=w * 3 // 2,
+    label_slope=args.label_slope,
+    posterior_slope=args.posterior_slope,
+    output_sigmoid=bool(args.sigmoid),
+)
 if args.detach:
     posterior = net.posterior.forward
     net.posterior.forward = lambda frame_feat, pose_feat: posterior(frame_feat.detach(), pose_feat.detach())
@@ -66,9 +75,20 @@ def evaluate(step: int, beta: float) -> None:
         preds, _ = net.unroll(val_p, val_x[:, :1], use_posterior=False, teacher_forcing=False)
         psnr = psnr_per_frame(preds.clamp(0, 1), val_x[:, 1:])[0]
     net.train()
-    print(args.name, json.dumps({"step": step, "beta": beta, "val_psnr": round(psnr.mean().item(), 2),
-                                 "first10": round(psnr[:10].mean().item(), 2), "last50": round(psnr[-50:].mean().item(), 2),
-                                 "copy_first": round(copy_first, 2)}), flush=True)
+    print(
+        args.name,
+        json.dumps(
+            {
+                "step": step,
+                "beta": beta,
+                "val_psnr": round(psnr.mean().item(), 2),
+                "first10": round(psnr[:10].mean().item(), 2),
+                "last50": round(psnr[-50:].mean().item(), 2),
+                "copy_first": round(copy_first, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 step, start = 0, time.time()
@@ -76,20 +96,26 @@ for phase in args.phases.split(","):
     beta, teacher_forcing, steps = float(phase.split(":")[0]), bool(int(phase.split(":")[1])), int(phase.split(":")[2])
     for _ in range(steps):
         first = (2 * step) % len(order)
-        batch = [clips[int(i)] for i in order[first:first + 2]]
-        frames, poses = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])   # (2, 16, 3, H, W)
+        batch = [clips[int(i)] for i in order[first : first + 2]]
+        frames, poses = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])  # (2, 16, 3, H, W)
         preds, kls = net.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
         loss, mse, kl = sequence_loss(preds, frames, kls, beta)
         optimizer.zero_grad()
         loss.backward()
         if args.clip_per_network:
-            grad_norm = torch.stack([torch.nn.utils.clip_grad_norm_(n.parameters(), args.clip) for n in networks]).norm()
+            grad_norm = torch.stack(
+                [torch.nn.utils.clip_grad_norm_(n.parameters(), args.clip) for n in networks]
+            ).norm()
         else:
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip)
         optimizer.step()
         step += 1
         if step % 10 == 0:
-            print(args.name, f"step {step} beta {beta} tf {int(teacher_forcing)} mse {mse.item():.4f} kl {kl.item():.0f} "
-                  f"gn {grad_norm.item():.3g} {time.time() - start:.0f}s", flush=True)
+            print(
+                args.name,
+                f"step {step} beta {beta} tf {int(teacher_forcing)} mse {mse.item():.4f} kl {kl.item():.0f} "
+                f"gn {grad_norm.item():.3g} {time.time() - start:.0f}s",
+                flush=True,
+            )
         if step % args.eval_every == 0:
             evaluate(step, beta)

@@ -1,9 +1,10 @@
 """Callbacks that apply the schedules of `cvae_video.schedules` to the LightningModule."""
+
 from __future__ import annotations
 
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import lightning as L
 import numpy as np
@@ -75,12 +76,12 @@ class TrainingMinutes(L.Callback):
         self._add_epoch_time()
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._add_epoch_time()   # validation runs inside the training epoch, before its end hook
+        self._add_epoch_time()  # validation runs inside the training epoch, before its end hook
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             pl_module.log("time/train_minutes", self.minutes)
-        self._epoch_start = time.perf_counter()   # training goes on (to the epoch's end, or mid-epoch)
+        self._epoch_start = time.perf_counter()  # training goes on (to the epoch's end, or mid-epoch)
 
     def _add_epoch_time(self) -> None:
         if self._epoch_start is not None:

@@ -1,4 +1,5 @@
 """Reading checkpoints written by training, with one-line errors for a wrong path or a wrong model size."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +30,10 @@ def check_matches(module: nn.Module, checkpoint: dict, path: str | Path) -> None
     own = module.state_dict()
     for name, tensor in checkpoint["state_dict"].items():
         if name in own and own[name].shape != tensor.shape:
-            raise UserError(f"ckpt_path {path} is for another model size: {name} has shape "
-                            f"{tuple(tensor.shape)} there, {tuple(own[name].shape)} in this model (model=...?)")
+            raise UserError(
+                f"ckpt_path {path} is for another model size: {name} has shape "
+                f"{tuple(tensor.shape)} there, {tuple(own[name].shape)} in this model (model=...?)"
+            )
     missing = own.keys() - checkpoint["state_dict"].keys()
     if missing:
         raise UserError(f"ckpt_path {path} lacks {len(missing)} parameters of this model, e.g. {sorted(missing)[0]}")

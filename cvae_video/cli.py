@@ -5,6 +5,7 @@ Each entry point calls `check_command_line` first thing under `if __name__ == "_
 `@hydra.main` task. It imports hydra and omegaconf only, so both answers come in about a second. Hydra's own help
 stays at `--hydra-help`; `--cfg job` prints the composed config.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -20,23 +21,53 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-HYDRA_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp",
-               "--config-name", "-cn", "--config-dir", "-cd", "--resolve", "--package", "-p", "--experimental-rerun")
+HYDRA_FLAGS = (
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--hydra-help",
+    "--shell-completion",
+    "-sc",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--resolve",
+    "--package",
+    "-p",
+    "--experimental-rerun",
+)
 
 
 @dataclass(frozen=True)
 class EntryPoint:
     """What `--help` says of one entry point, and the groups that belong to training alone (refused elsewhere)."""
-    module: str         # cvae_video.train
-    config_name: str    # its primary config in conf/
-    about: str          # one paragraph: what it does and writes
+
+    module: str  # cvae_video.train
+    config_name: str  # its primary config in conf/
+    about: str  # one paragraph: what it does and writes
     groups: tuple[str, ...]
     examples: tuple[str, ...]
     refused_groups: tuple[str, ...] = ()
 
 
-TRAINING_GROUPS = ("model", "kl", "tfr", "optim", "lr", "trainer", "logger", "callbacks", "experiment", "arm",
-                   "hparams_search", "debug")
+TRAINING_GROUPS = (
+    "model",
+    "kl",
+    "tfr",
+    "optim",
+    "lr",
+    "trainer",
+    "logger",
+    "callbacks",
+    "experiment",
+    "arm",
+    "hparams_search",
+    "debug",
+)
 
 
 def options(group: str) -> list[str]:
@@ -61,9 +92,11 @@ def help_text(entry: EntryPoint) -> str:
         default = chosen.get(group)
         rows.append(f"  {group:15s} {', '.join(options(group))}" + (f"   (default: {default})" if default else ""))
     examples = "\n".join(f"  python -m {entry.module} {e}" for e in entry.examples)
-    return (f"python -m {entry.module} [group=option ...] [key=value ...]\n\n{entry.about}\n\n"
-            f"config groups (group=option):\n" + "\n".join(rows) + f"\n\nexamples:\n{examples}\n\n"
-            f"--cfg job prints the composed config; --hydra-help is Hydra's own help; the README has the rest.")
+    return (
+        f"python -m {entry.module} [group=option ...] [key=value ...]\n\n{entry.about}\n\n"
+        f"config groups (group=option):\n" + "\n".join(rows) + f"\n\nexamples:\n{examples}\n\n"
+        f"--cfg job prints the composed config; --hydra-help is Hydra's own help; the README has the rest."
+    )
 
 
 def one_line(err: Exception, overrides: list[str], entry: EntryPoint) -> str:
@@ -83,14 +116,18 @@ def one_line(err: Exception, overrides: list[str], entry: EntryPoint) -> str:
         typed = next((o for o in overrides if o.split("=", 1)[0] == key), key)
         if key.split(".")[0] in entry.refused_groups:
             return refused(typed, entry)
-        return (f"{typed}: {key} is not a key of the {entry.config_name} config (a typo? `--cfg job` lists the keys; "
-                f"+{typed} would add a new one)")
+        return (
+            f"{typed}: {key} is not a key of the {entry.config_name} config (a typo? `--cfg job` lists the keys; "
+            f"+{typed} would add a new one)"
+        )
     return " ".join(text.split("Config search path")[0].split())
 
 
 def refused(override: str, entry: EntryPoint) -> str:
-    return (f"{override}: {entry.module} takes no {override.lstrip('+~').split('=')[0].split('.')[0]} option: "
-            f"the model and its training come from the checkpoint")
+    return (
+        f"{override}: {entry.module} takes no {override.lstrip('+~').split('=')[0].split('.')[0]} option: "
+        f"the model and its training come from the checkpoint"
+    )
 
 
 def missing_keys(node: DictConfig, prefix: str = "") -> list[str]:

@@ -1,11 +1,12 @@
 """Config helpers: the resolvers the configs use (`${project_root:}`, `${sweep_group:}`, `${hydra_record:}`, the W&B
 name and tags) and the check of user-typed values."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -14,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from cvae_video.errors import UserError
 from cvae_video.models.sequence import SequenceCVAE
 
-TAG_LIMIT = 64   # W&B refuses longer tags
+TAG_LIMIT = 64  # W&B refuses longer tags
 
 
 def project_root() -> Path:
@@ -54,7 +55,7 @@ def hydra_record(ckpt_path: str | None) -> str:
     return ".hydra" if ckpt_path is None else f".hydra/resume_{datetime.now():%Y-%m-%d_%H-%M-%S}"
 
 
-OmegaConf.register_new_resolver("hydra_record", hydra_record, replace=True, use_cache=True)   # one time stamp a run
+OmegaConf.register_new_resolver("hydra_record", hydra_record, replace=True, use_cache=True)  # one time stamp a run
 
 
 def short_overrides(overrides: list[str]) -> list[str]:
@@ -77,8 +78,9 @@ def run_name(overrides: list[str], output_dir: str) -> str:
 
 OmegaConf.register_new_resolver("wandb_tags", wandb_tags, replace=True)
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
-OmegaConf.register_new_resolver("wandb_offline", lambda: os.environ.get("WANDB_MODE", "offline") != "online",
-                                replace=True)
+OmegaConf.register_new_resolver(
+    "wandb_offline", lambda: os.environ.get("WANDB_MODE", "offline") != "online", replace=True
+)
 
 # key -> (test, allowed range in words). A key absent from the composed config (another option of
 # its group is in use) is not checked.
@@ -111,8 +113,10 @@ CHOICES: dict[str, tuple[str, ...]] = {"model.prior": SequenceCVAE.PRIORS}
 def check_ranges(cfg: DictConfig) -> None:
     """Raise `UserError` naming the first key whose value is out of its allowed range or choices."""
     if OmegaConf.select(cfg, "data.from_checkpoint"):
-        raise UserError("data=checkpoint is evaluate's and predict's (the data a checkpoint was trained on); name a "
-                        "data set to train on: data=synthetic, or data=lab4 data.root=/path/to/LAB4_Dataset")
+        raise UserError(
+            "data=checkpoint is evaluate's and predict's (the data a checkpoint was trained on); name a "
+            "data set to train on: data=synthetic, or data=lab4 data.root=/path/to/LAB4_Dataset"
+        )
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key, default=allowed[0])
         if value not in allowed:

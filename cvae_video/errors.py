@@ -5,13 +5,14 @@ stderr and exit status 1 (Hydra passes `SystemExit` through untouched); `HYDRA_F
 traceback instead. The run dir Hydra made for the failed run is removed when it holds nothing but
 Hydra's own files, so a bad input leaves no output behind (a refused resume: its own `.hydra/resume_*` record).
 """
+
 from __future__ import annotations
 
 import functools
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
 
@@ -46,4 +47,5 @@ def user_errors(task: Callable) -> Callable:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             raise SystemExit(f"error: {err}") from None
+
     return wrapped

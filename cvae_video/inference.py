@@ -6,6 +6,7 @@ A checkpoint is data, not code (students share them, teaching assistants evaluat
 the package's own model, module and data classes and torch's optimizers and schedulers are built; any other
 `_target_` is refused before anything is instantiated.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,9 +23,14 @@ from cvae_video.models.sequence import SequenceCVAE
 from cvae_video.module import CVAEModule
 
 # The module of a `_target_` a checkpoint may name -> the class the target must be, or derive from
-BUILDABLE = {"torch.optim": torch.optim.Optimizer, "torch.optim.lr_scheduler": torch.optim.lr_scheduler.LRScheduler,
-             "cvae_video.module": CVAEModule, "cvae_video.models.template": SequenceCVAE,
-             "cvae_video.models.compositing": SequenceCVAE, "cvae_video.data.datamodule": LAB4DataModule}
+BUILDABLE = {
+    "torch.optim": torch.optim.Optimizer,
+    "torch.optim.lr_scheduler": torch.optim.lr_scheduler.LRScheduler,
+    "cvae_video.module": CVAEModule,
+    "cvae_video.models.template": SequenceCVAE,
+    "cvae_video.models.compositing": SequenceCVAE,
+    "cvae_video.data.datamodule": LAB4DataModule,
+}
 
 
 def buildable(target: str) -> bool:
@@ -40,9 +46,11 @@ def check_targets(node, ckpt_path: str, key: str = "") -> None:
     if isinstance(node, dict):
         target = node.get("_target_")
         if target is not None and not (isinstance(target, str) and buildable(target)):
-            raise UserError(f"ckpt_path {ckpt_path}: refused to build {target!r} ({key}._target_): a checkpoint may "
-                            f"name only cvae_video's model, module and data classes and torch's optimizers and "
-                            f"schedulers")
+            raise UserError(
+                f"ckpt_path {ckpt_path}: refused to build {target!r} ({key}._target_): a checkpoint may "
+                f"name only cvae_video's model, module and data classes and torch's optimizers and "
+                f"schedulers"
+            )
         for k, v in node.items():
             check_targets(v, ckpt_path, f"{key}.{k}" if key else str(k))
     elif isinstance(node, list):
@@ -80,8 +88,9 @@ def data_config(data: DictConfig, stored: dict, ckpt_path: str) -> tuple[DictCon
         raise UserError(f"ckpt_path {ckpt_path}: it holds no data config; name the data: data=lab4 data.root=...")
     check_targets(stored["data"], ckpt_path, "data")
     replaced = {k: v for k, v in OmegaConf.to_container(data).items() if k != "from_checkpoint" and v is not None}
-    source = "the checkpoint's" + (f", with {', '.join(f'data.{k}' for k in replaced)} from the command line"
-                                   if replaced else "")
+    source = "the checkpoint's" + (
+        f", with {', '.join(f'data.{k}' for k in replaced)} from the command line" if replaced else ""
+    )
     return OmegaConf.merge(stored["data"], replaced), source
 
 
@@ -96,11 +105,13 @@ def load_for_inference(cfg: DictConfig, stage: str) -> tuple[CVAEModule, dict, L
     data, source = data_config(cfg.data, module.run_config, cfg.ckpt_path)
     datamodule = instantiate(data)
     if data is cfg.data:
-        datamodule.prepare_data()   # a synthetic set the user names is made where the package keeps its sets
+        datamodule.prepare_data()  # a synthetic set the user names is made where the package keeps its sets
     elif not datamodule.root.is_dir():
         folder = "data.root" if cfg.data.root is not None else "the checkpoint's data folder"
-        raise UserError(f"{folder} {datamodule.root} does not exist: point to the data with data.root=/path/to/it "
-                        f"(another data set: data=lab4 data.root=...)")
+        raise UserError(
+            f"{folder} {datamodule.root} does not exist: point to the data with data.root=/path/to/it "
+            f"(another data set: data=lab4 data.root=...)"
+        )
     print(f"data: {datamodule.root} ({source})")
     datamodule.setup(stage)
     return module, {**trained, "data_root": str(datamodule.root.resolve())}, datamodule, device

@@ -4,6 +4,7 @@ they are compared with.
 The lab's code took one MSE over the whole batch; here every (sample, frame) pair gets its own value first
 and is only then averaged, so every score is right for any batch size.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,16 +14,18 @@ from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.utilities import dim_zero_cat
 
-PSNR_CEILING = 100.0   # dB: identical frames score this instead of infinity (JSON files stay finite)
+PSNR_CEILING = 100.0  # dB: identical frames score this instead of infinity (JSON files stay finite)
 
 
 def in_float32(score):
     """Run a score in float32 also inside a mixed-precision Trainer's validation: under bf16 autocast SSIM's
     Gaussian filter (a convolution) runs in bf16, and its variances lose so much that SSIM leaves [-1, 1]."""
+
     @functools.wraps(score)
     def scored(pred: torch.Tensor, target: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         with torch.autocast(pred.device.type, enabled=False):
             return score(pred.float(), target.float(), *args, **kwargs)
+
     return scored
 
 
@@ -31,8 +34,9 @@ def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     """(B, T, C, H, W) images in [0, data_range] -> PSNR in dB of each frame of each sample, (B, T), at most
     PSNR_CEILING."""
     b, t = pred.shape[:2]
-    values = peak_signal_noise_ratio(pred.flatten(0, 1), target.flatten(0, 1),
-                                     data_range=data_range, reduction="none", dim=(1, 2, 3))
+    values = peak_signal_noise_ratio(
+        pred.flatten(0, 1), target.flatten(0, 1), data_range=data_range, reduction="none", dim=(1, 2, 3)
+    )
     return values.clamp(max=PSNR_CEILING).view(b, t)
 
 
@@ -40,8 +44,9 @@ def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B, T, C, H, W) images in [0, 1] -> SSIM of each frame of each sample, (B, T)."""
     b, t = pred.shape[:2]
-    values = structural_similarity_index_measure(pred.flatten(0, 1), target.flatten(0, 1),
-                                                 data_range=1.0, reduction="none")
+    values = structural_similarity_index_measure(
+        pred.flatten(0, 1), target.flatten(0, 1), data_range=1.0, reduction="none"
+    )
     return values.view(b, t)
 
 
@@ -63,7 +68,8 @@ class PerFrameMean(Metric):
     def compute(self) -> torch.Tensor:
         return dim_zero_cat(self.rows).mean(0)
 
-KAGGLE_FRAMES = slice(1, 601)   # the course's scorer: frames 1-600 of each sequence (not 0, not 601-629)
+
+KAGGLE_FRAMES = slice(1, 601)  # the course's scorer: frames 1-600 of each sequence (not 0, not 601-629)
 
 
 def frame_scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -105,6 +111,6 @@ def best_of_n(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
     scores: {"psnr": (N, B, T), "ssim": (N, B, T)} for N samples of B sequences -> the same keys, (B, T).
     """
-    best = scores["psnr"].mean(-1).argmax(0)                                # (B,) sample index per sequence
+    best = scores["psnr"].mean(-1).argmax(0)  # (B,) sample index per sequence
     sequences = torch.arange(best.shape[0])
     return {name: values[best, sequences] for name, values in scores.items()}

@@ -2,13 +2,14 @@
 
 `beta` (KL weight; every step by default) and `tfr` (teacher-forcing ratio; each epoch) are set by `callbacks.Schedule`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import lightning as L
 import torch
@@ -19,9 +20,8 @@ from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, kaggle_psnr, psnr_per_frame, ssim_per_frame
 from cvae_video.video_io import write_gif
 
-
 log = logging.getLogger(__name__)
-GIF_FRAME_STEP = 3   # the W&B rollout GIF shows every third frame
+GIF_FRAME_STEP = 3  # the W&B rollout GIF shows every third frame
 
 
 class NonFiniteLossError(UserError):
@@ -54,9 +54,20 @@ class CVAEModule(L.LightningModule):
         rebuild the same model from the checkpoint alone.
     """
 
-    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable, grad_clip_val: float | None = 1.0,
-                 clip_per_network: bool = False, teacher_forcing_per: str = "batch", nan_patience: int = 20,
-                 val_seed: int = 0, dead_margin_db: float = 2.0, wandb_gifs: int = 4, run_config: dict | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable,
+        grad_clip_val: float | None = 1.0,
+        clip_per_network: bool = False,
+        teacher_forcing_per: str = "batch",
+        nan_patience: int = 20,
+        val_seed: int = 0,
+        dead_margin_db: float = 2.0,
+        wandb_gifs: int = 4,
+        run_config: dict | None = None,
+    ):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
             raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
@@ -64,13 +75,13 @@ class CVAEModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
         self.run_config = run_config
-        self.beta, self.tfr = 1.0, 0.0   # set each epoch by the schedule callbacks
-        self.skipped_steps = 0          # consecutive steps skipped for a non-finite loss or gradient
+        self.beta, self.tfr = 1.0, 0.0  # set each epoch by the schedule callbacks
+        self.skipped_steps = 0  # consecutive steps skipped for a non-finite loss or gradient
         self.epoch_teacher_forcing = False
         self.val_psnr_curve = PerFrameMean()
-        self.copy_first_psnr_curve = PerFrameMean()   # the baseline a model must beat, on the same frames
+        self.copy_first_psnr_curve = PerFrameMean()  # the baseline a model must beat, on the same frames
         self.val_ssim_curve = PerFrameMean()
-        self.val_kaggle = PerFrameMean()              # one value per sequence: the course's Kaggle score
+        self.val_kaggle = PerFrameMean()  # one value per sequence: the course's Kaggle score
         self.gifs_logged = 0
 
     def setup(self, stage: str) -> None:
@@ -81,25 +92,36 @@ class CVAEModule(L.LightningModule):
             limit = self.trainer.limit_train_batches
             batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
             if interval > batches:
-                raise UserError(f"trainer.val_check_interval={interval} is more training batches than an epoch has "
-                                f"({batches}): give at most {batches}, or a fraction of an epoch (0.25: 4 times "
-                                f"an epoch)")
+                raise UserError(
+                    f"trainer.val_check_interval={interval} is more training batches than an epoch has "
+                    f"({batches}): give at most {batches}, or a fraction of an epoch (0.25: 4 times "
+                    f"an epoch)"
+                )
 
     def on_fit_start(self) -> None:
-        if self.trainer.precision == "16-mixed":   # on CPU Lightning turns it into bf16-mixed
-            raise UserError("trainer.precision=16-mixed is not supported: fp16's loss scaler lowers its scale only "
-                            "in optimizer steps, which the NaN guard skips; use bf16-mixed (trainer=gpu) or 32-true")
+        if self.trainer.precision == "16-mixed":  # on CPU Lightning turns it into bf16-mixed
+            raise UserError(
+                "trainer.precision=16-mixed is not supported: fp16's loss scaler lowers its scale only "
+                "in optimizer steps, which the NaN guard skips; use bf16-mixed (trainer=gpu) or 32-true"
+            )
         # After the DataModule's setup, so a bad data set fails before any logger writes a file.
         for logger in self.loggers:
             logger.log_hyperparams(self.run_config or {})
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "interval": "epoch", "name": "schedule/lr"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.scheduler_factory(optimizer=optimizer),
+                "interval": "epoch",
+                "name": "schedule/lr",
+            },
+        }
 
-    def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def rollout(
+        self, first_frame: torch.Tensor, poses: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Inference: (B, 1, 3, H, W) first frame and (B, T, 3, H, W) poses -> (B, T, 3, H, W) video, z ~ N(0, I)
         (drawn from `generator` when given, else from the global generator of the device).
 
@@ -135,7 +157,7 @@ class CVAEModule(L.LightningModule):
         self.epoch_teacher_forcing = bool(torch.rand(()) < self.tfr)
 
     def training_step(self, batch, batch_idx):
-        frames, poses = batch                                               # (B, T, 3, H, W) each
+        frames, poses = batch  # (B, T, 3, H, W) each
         if self.hparams.teacher_forcing_per == "epoch":
             teacher_forcing = self.epoch_teacher_forcing
         else:
@@ -145,7 +167,7 @@ class CVAEModule(L.LightningModule):
 
         optimizer = self.optimizers()
         optimizer.zero_grad()
-        self.manual_backward(loss)   # also for a non-finite loss: under DDP every rank must join the all-reduce
+        self.manual_backward(loss)  # also for a non-finite loss: under DDP every rank must join the all-reduce
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
         # The step's one host read, after the backward pass. A non-finite loss gives non-finite gradients, and the
         # gradients are the all-reduced ones under DDP, so every rank skips or steps alike.
@@ -155,8 +177,9 @@ class CVAEModule(L.LightningModule):
                 for network in self.net.children():
                     torch.nn.utils.clip_grad_norm_(network.parameters(), self.hparams.grad_clip_val)
             elif self.hparams.grad_clip_val:
-                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip_val,
-                                    gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=self.hparams.grad_clip_val, gradient_clip_algorithm="norm"
+                )
             optimizer.step()
             self.skipped_steps = 0
             self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
@@ -167,11 +190,19 @@ class CVAEModule(L.LightningModule):
                 raise NonFiniteLossError(
                     f"{self.skipped_steps} consecutive steps with a non-finite loss or gradient "
                     f"(epoch {self.current_epoch}, step {self.global_step}); try a lower lr.base "
-                    f"(now {self.optimizers().param_groups[0]['lr']:g})", self.current_epoch, self.global_step)
+                    f"(now {self.optimizers().param_groups[0]['lr']:g})",
+                    self.current_epoch,
+                    self.global_step,
+                )
         self.log("train/skipped", float(not finite), on_step=False, on_epoch=True, reduce_fx="sum")
         batch_size = frames.shape[0]
-        self.log_dict({"train/loss": loss, "train/mse": mse, "train/kl": kl}, on_step=True, on_epoch=True,
-                      prog_bar=False, batch_size=batch_size)
+        self.log_dict(
+            {"train/loss": loss, "train/mse": mse, "train/kl": kl},
+            on_step=True,
+            on_epoch=True,
+            prog_bar=False,
+            batch_size=batch_size,
+        )
         self.log("train/teacher_forcing", float(teacher_forcing), on_step=False, on_epoch=True, batch_size=batch_size)
 
     def on_train_epoch_end(self) -> None:
@@ -183,17 +214,17 @@ class CVAEModule(L.LightningModule):
         self.val_generator = torch.Generator().manual_seed(self.hparams.val_seed)
 
     def validation_step(self, batch, batch_idx):
-        frames, poses = batch                                               # (B, 630, 3, H, W)
+        frames, poses = batch  # (B, 630, 3, H, W)
         video = self.rollout(frames[:, :1], poses, self.val_generator)
         if batch_idx == 0:
-            self.val_example = {"truth": frames[0], "prediction": video[0], "pose": poses[0]}   # each (T, 3, H, W)
+            self.val_example = {"truth": frames[0], "prediction": video[0], "pose": poses[0]}  # each (T, 3, H, W)
         self.val_psnr_curve.update(psnr_per_frame(video[:, 1:], frames[:, 1:]))  # (B, 629)
         self.copy_first_psnr_curve.update(psnr_per_frame(frames[:, :1].expand_as(frames[:, 1:]), frames[:, 1:]))
         self.val_ssim_curve.update(ssim_per_frame(video[:, 1:], frames[:, 1:]))
-        self.val_kaggle.update(kaggle_psnr(video, frames)[:, None])                         # (B, 1)
+        self.val_kaggle.update(kaggle_psnr(video, frames)[:, None])  # (B, 1)
 
     def on_validation_epoch_end(self) -> None:
-        curve, copy_first = self.val_psnr_curve.compute(), self.copy_first_psnr_curve.compute()   # (T - 1,) each
+        curve, copy_first = self.val_psnr_curve.compute(), self.copy_first_psnr_curve.compute()  # (T - 1,) each
         self.log("val/psnr", curve.mean(), prog_bar=True)
         self.log("val/psnr_over_copy_first", curve.mean() - copy_first.mean())
         self.log("val/ssim", self.val_ssim_curve.compute().mean())
@@ -204,9 +235,11 @@ class CVAEModule(L.LightningModule):
             return
         gain = (curve.mean() - copy_first.mean()).item()
         if gain < self.hparams.dead_margin_db:
-            log.warning(f"epoch {self.current_epoch}, step {self.global_step}: val/psnr {curve.mean():.2f} dB is "
-                        f"{gain:+.2f} dB from copy-first-frame ({copy_first.mean():.2f} dB): the model has not "
-                        f"learned more than copying the first frame (margin {self.hparams.dead_margin_db:g} dB)")
+            log.warning(
+                f"epoch {self.current_epoch}, step {self.global_step}: val/psnr {curve.mean():.2f} dB is "
+                f"{gain:+.2f} dB from copy-first-frame ({copy_first.mean():.2f} dB): the model has not "
+                f"learned more than copying the first frame (margin {self.hparams.dead_margin_db:g} dB)"
+            )
         record = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
         with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -217,9 +250,13 @@ class CVAEModule(L.LightningModule):
     def log_to_wandb(self, logger: WandbLogger, psnr: list[float]) -> None:
         """The per-frame curve as a table W&B can plot; the rollout as a GIF when the run has passed the next of
         `wandb_gifs` evenly spaced points of its steps (the first validation is the first point)."""
-        logger.log_table("val/psnr_per_frame", columns=["frame", "psnr"],
-                         data=[[t + 1, v] for t, v in enumerate(psnr)], step=self.global_step)
-        wanted, total = self.hparams.wandb_gifs, min(self.trainer.estimated_stepping_batches, 1e12)   # inf: no end
+        logger.log_table(
+            "val/psnr_per_frame",
+            columns=["frame", "psnr"],
+            data=[[t + 1, v] for t, v in enumerate(psnr)],
+            step=self.global_step,
+        )
+        wanted, total = self.hparams.wandb_gifs, min(self.trainer.estimated_stepping_batches, 1e12)  # inf: no end
         if self.gifs_logged < wanted and self.global_step >= self.gifs_logged * total / wanted:
             gif = Path(self.trainer.default_root_dir) / "val_rollout.gif"
             frames = {k: v[::GIF_FRAME_STEP].cpu() for k, v in self.val_example.items()}

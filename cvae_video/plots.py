@@ -12,6 +12,7 @@ Writes `loss.png`, `schedules.png`, `val_psnr.png`, `val_psnr_vs_minutes.png` an
 curves to W&B itself (scalars per epoch and the per-frame PSNR as a table); `logger=[csv,wandb]` keeps the
 CSV files these figures need.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,22 +26,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from cvae_video.atomic import atomic_path  # noqa: E402
 from cvae_video.errors import UserError, user_errors  # noqa: E402
 
-LOSS_KEYS = {"train/loss_epoch": "loss = MSE + beta * KL", "train/mse_epoch": "MSE (sum over frames)",
-             "train/kl_epoch": "KL"}
-SCHEDULE_KEYS = {"schedule/beta": "beta (KL weight)", "schedule/tfr": "teacher-forcing ratio",
-                 "schedule/lr": "learning rate"}
-MINUTES_KEY = "time/train_minutes"   # logged by callbacks.TrainingMinutes
+LOSS_KEYS = {
+    "train/loss_epoch": "loss = MSE + beta * KL",
+    "train/mse_epoch": "MSE (sum over frames)",
+    "train/kl_epoch": "KL",
+}
+SCHEDULE_KEYS = {
+    "schedule/beta": "beta (KL weight)",
+    "schedule/tfr": "teacher-forcing ratio",
+    "schedule/lr": "learning rate",
+}
+MINUTES_KEY = "time/train_minutes"  # logged by callbacks.TrainingMinutes
 PANELS_PER_ROW = 3
-EPOCHS_SHOWN = 4   # per-frame curves drawn when --epochs is not given: evenly spaced, first and last included
+EPOCHS_SHOWN = 4  # per-frame curves drawn when --epochs is not given: evenly spaced, first and last included
 
-Lines = dict[str, tuple[list, list]]   # label -> (x values, y values)
+Lines = dict[str, tuple[list, list]]  # label -> (x values, y values)
 
 
 class Panel(NamedTuple):
@@ -50,13 +57,22 @@ class Panel(NamedTuple):
     log_y: bool = False
 
 
-def merge_identical(lines: Lines) -> Lines:
-    """Lines that coincide (the same x, y within 0.01%) drawn once under their labels joined by " = ": a line hidden
-    under another would leave a legend entry with nothing to see (best of N equals the mean when samples agree)."""
+def merge_identical(lines: Lines, tolerance: float = 0.005) -> Lines:
+    """Lines that coincide (the same x; y apart by at most `tolerance` of the panel's y range at every point) drawn
+    once, under their labels joined by " = ": a line hidden under another would leave a legend entry with nothing
+    to see (best of N equals the mean when the samples agree)."""
+    ys = [v for _, y in lines.values() for v in y if np.isfinite(v)]
+    limit = tolerance * (max(ys) - min(ys)) if ys else 0.0
     merged: Lines = {}
     for label, (x, y) in lines.items():
-        same = next((k for k, (mx, my) in merged.items() if list(mx) == list(x)
-                     and np.allclose(my, y, rtol=1e-4, atol=0, equal_nan=True)), None)
+        same = next(
+            (
+                k
+                for k, (mx, my) in merged.items()
+                if list(mx) == list(x) and np.allclose(my, y, rtol=0, atol=limit, equal_nan=True)
+            ),
+            None,
+        )
         if same is None:
             merged[label] = (x, y)
         else:
@@ -69,10 +85,11 @@ def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
     than one line."""
     rows, cols = -(-len(panels) // PANELS_PER_ROW), min(len(panels), PANELS_PER_ROW)
     fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, 4.5 * cols), 3.6 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels):
-        for label, (x, y) in merge_identical(panel.lines).items():
+        lines = merge_identical(panel.lines)
+        for label, (x, y) in lines.items():
             ax.plot(x, y, label=label, marker="." if len(x) < 30 else None, linewidth=1.2)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(xlabel)
@@ -81,8 +98,9 @@ def save_figure(path: Path, panels: list[Panel], xlabel: str) -> Path:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(panel.lines) > 1:   # below the axes: long rollouts leave no empty corner inside
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, len(panel.lines)))
+        if len(lines) > 1:  # below the axes: long rollouts leave no empty corner inside
+            columns = 1 if max(map(len, lines)) > 45 else min(3, len(lines))  # a merged label takes a row
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -126,28 +144,33 @@ def find_runs(folder: Path) -> dict[str, Path]:
         raise UserError(f"{folder} does not exist")
     if (folder / "csv").is_dir() or (folder / "val_psnr_per_frame.jsonl").exists():
         return {folder.name: folder}
-    runs = sorted((d for d in folder.iterdir() if (d / ".hydra" / "overrides.yaml").exists()),
-                  key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name))
+    runs = sorted(
+        (d for d in folder.iterdir() if (d / ".hydra" / "overrides.yaml").exists()),
+        key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name),
+    )
     if not runs:
-        raise UserError(f"{folder}: neither a run dir (csv/, val_psnr_per_frame.jsonl) nor a sweep dir "
-                        "(subfolders 0/, 1/, ... with .hydra/overrides.yaml)")
-    overrides = {run: {o.split("=", 1)[0]: o for o in OmegaConf.load(run / ".hydra" / "overrides.yaml")}
-                 for run in runs}
+        raise UserError(
+            f"{folder}: neither a run dir (csv/, val_psnr_per_frame.jsonl) nor a sweep dir "
+            "(subfolders 0/, 1/, ... with .hydra/overrides.yaml)"
+        )
+    overrides = {
+        run: {o.split("=", 1)[0]: o for o in OmegaConf.load(run / ".hydra" / "overrides.yaml")} for run in runs
+    }
     keys = sorted({k for o in overrides.values() for k in o})
     differing = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
-    return {" ".join(overrides[run][k] for k in differing if k in overrides[run]) or run.name: run
-            for run in runs}
+    return {" ".join(overrides[run][k] for k in differing if k in overrides[run]) or run.name: run for run in runs}
 
 
 def collect_runs(folders: list[Path], labels: list[str] | None = None) -> dict[str, Path]:
     """{label: run dir} over all `folders` (each a run or a sweep dir, see `find_runs`), relabelled by `labels`."""
     found = [(label, run) for folder in folders for label, run in find_runs(folder).items()]
-    if labels is None:   # a run dir is labelled by its folder name; where two share it, by the path
+    if labels is None:  # a run dir is labelled by its folder name; where two share it, by the path
         names = [label for label, _ in found]
         labels = [label if names.count(label) == 1 else str(run) for label, run in found]
     if len(labels) != len(found):
-        raise UserError(f"--labels: {len(labels)} given for {len(found)} runs "
-                        f"({', '.join(str(run) for _, run in found)})")
+        raise UserError(
+            f"--labels: {len(labels)} given for {len(found)} runs ({', '.join(str(run) for _, run in found)})"
+        )
     if len(set(labels)) != len(labels):
         raise UserError(f"--labels: each run needs its own label, got {labels}")
     return {label: run for label, (_, run) in zip(labels, found)}
@@ -187,38 +210,63 @@ def plot_runs(runs: dict[str, Path], out: Path, epochs: list[int] | None = None)
     written = []
     if any(metrics.values()):
         written += [
-            save_figure(out / "loss.png", [Panel(t, per_epoch_lines(metrics, k), log_y=k != "train/loss_epoch")
-                                           for k, t in LOSS_KEYS.items()], "epoch"),
-            save_figure(out / "schedules.png", [Panel(t, per_epoch_lines(metrics, k), log_y=k == "schedule/lr")
-                                                for k, t in SCHEDULE_KEYS.items()], "epoch"),
-            save_figure(out / "val_psnr.png", [Panel("validation PSNR (mean over frames)",
-                                                     per_epoch_lines(metrics, "val/psnr"), "dB")], "epoch"),
+            save_figure(
+                out / "loss.png",
+                [Panel(t, per_epoch_lines(metrics, k), log_y=k != "train/loss_epoch") for k, t in LOSS_KEYS.items()],
+                "epoch",
+            ),
+            save_figure(
+                out / "schedules.png",
+                [Panel(t, per_epoch_lines(metrics, k), log_y=k == "schedule/lr") for k, t in SCHEDULE_KEYS.items()],
+                "epoch",
+            ),
+            save_figure(
+                out / "val_psnr.png",
+                [Panel("validation PSNR (mean over frames)", per_epoch_lines(metrics, "val/psnr"), "dB")],
+                "epoch",
+            ),
         ]
         against_time = per_minute_lines(metrics, "val/psnr")
         if against_time:
-            written.append(save_figure(out / "val_psnr_vs_minutes.png", [Panel(
-                "validation PSNR (mean over frames)", against_time, "dB")], "minutes of training"))
+            written.append(
+                save_figure(
+                    out / "val_psnr_vs_minutes.png",
+                    [Panel("validation PSNR (mean over frames)", against_time, "dB")],
+                    "minutes of training",
+                )
+            )
     panels = []
     for label, run in runs.items():
         curves = psnr_curves(run)
-        lines = {f"epoch {e}": (list(range(1, len(curves[e]) + 1)), curves[e])
-                 for e in pick_epochs(sorted(curves), epochs)}
+        lines = {
+            f"epoch {e}": (list(range(1, len(curves[e]) + 1)), curves[e]) for e in pick_epochs(sorted(curves), epochs)
+        }
         if lines:
-            panels.append(Panel(f"{label}: validation PSNR per frame" if len(runs) > 1 else
-                                "validation PSNR per frame", lines, "dB"))
+            panels.append(
+                Panel(
+                    f"{label}: validation PSNR per frame" if len(runs) > 1 else "validation PSNR per frame", lines, "dB"
+                )
+            )
     if panels:
         written.append(save_figure(out / "val_psnr_per_frame.png", panels, "predicted frame"))
     if not written:
-        raise UserError(f"nothing to plot in {', '.join(map(str, runs.values()))}: no csv/**/metrics.csv "
-                        "(logger=csv) and no val_psnr_per_frame.jsonl (validation)")
+        raise UserError(
+            f"nothing to plot in {', '.join(map(str, runs.values()))}: no csv/**/metrics.csv "
+            "(logger=csv) and no val_psnr_per_frame.jsonl (validation)"
+        )
     return written
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dirs", type=Path, nargs="+", metavar="dir",
-                        help="a run dir (outputs/<task>/runs/<time>) or a sweep dir; several are overlaid")
+    parser.add_argument(
+        "dirs",
+        type=Path,
+        nargs="+",
+        metavar="dir",
+        help="a run dir (outputs/<task>/runs/<time>) or a sweep dir; several are overlaid",
+    )
     parser.add_argument("--labels", nargs="+", help="one legend label per run, in order")
     parser.add_argument("--out", type=Path, help="where the PNGs go (default: <first dir>/plots)")
     parser.add_argument("--epochs", type=int, nargs="+", help="epochs of the per-frame PSNR curves")

@@ -11,6 +11,7 @@ validation PSNR per epoch and the final models' PSNR per frame, each line an arm
 Each claim's verdict is computed by one rule: a difference between arms counts where it is larger than
 either arm's spread over seeds (max - min, at least 2 seeds each); otherwise the claim is "inconclusive".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,16 @@ from cvae_video.errors import UserError, user_errors
 from cvae_video.plots import Panel, epoch_metrics, psnr_curves, save_figure
 
 BASELINE = "baseline"
-CURVES = {"train/loss_epoch": ("training loss", True), "train/kl_epoch": ("KL", True),
-          "schedule/beta": ("beta", False), "schedule/tfr": ("teacher-forcing ratio", False),
-          "val/psnr": ("validation PSNR (dB)", False)}
+CURVES = {
+    "train/loss_epoch": ("training loss", True),
+    "train/kl_epoch": ("KL", True),
+    "schedule/beta": ("beta", False),
+    "schedule/tfr": ("teacher-forcing ratio", False),
+    "val/psnr": ("validation PSNR (dB)", False),
+}
 FINAL = {"val/psnr": "val PSNR (dB)", "val/ssim": "val SSIM", "val/kaggle_psnr": "Kaggle-style PSNR (dB)"}
 CONF = Path(__file__).resolve().parent / "conf"
-ENDS = 100   # frames at each end of the rollout compared by the "PSNR falls along the rollout" claim
+ENDS = 100  # frames at each end of the rollout compared by the "PSNR falls along the rollout" claim
 
 
 @dataclass
@@ -45,7 +50,7 @@ class Run:
     status: dict
     epochs: dict[str, dict[int, float]]
     per_frame: list[float]
-    losses: list[float] = field(default_factory=list)   # train/loss_step, in logged order
+    losses: list[float] = field(default_factory=list)  # train/loss_step, in logged order
 
     @property
     def final(self) -> dict[str, float]:
@@ -86,8 +91,16 @@ def read_run(path: Path) -> Run:
     for file in sorted(path.glob("csv/**/metrics.csv")):
         with open(file, newline="") as f:
             losses += [float(r["train/loss_step"]) for r in csv.DictReader(f) if r.get("train/loss_step")]
-    return Run(path, arm, OmegaConf.select(cfg, "report.comparison"), int(cfg.seed), status, epoch_metrics(path),
-               curves[max(curves)] if curves else [], losses)
+    return Run(
+        path,
+        arm,
+        OmegaConf.select(cfg, "report.comparison"),
+        int(cfg.seed),
+        status,
+        epoch_metrics(path),
+        curves[max(curves)] if curves else [],
+        losses,
+    )
 
 
 def read_sweep(sweep: Path) -> dict[str, list[Run]]:
@@ -96,8 +109,10 @@ def read_sweep(sweep: Path) -> dict[str, list[Run]]:
         raise UserError(f"{sweep} does not exist")
     runs = [read_run(d) for d in sorted(sweep.iterdir()) if (d / ".hydra" / "config.yaml").exists()]
     if not runs:
-        raise UserError(f"{sweep}: no runs (subfolders with .hydra/config.yaml); give the sweep dir of a "
-                        f"`python -m cvae_video.train -m ...` run")
+        raise UserError(
+            f"{sweep}: no runs (subfolders with .hydra/config.yaml); give the sweep dir of a "
+            f"`python -m cvae_video.train -m ...` run"
+        )
     arms: dict[str, list[Run]] = {}
     for run in sorted(runs, key=lambda r: (r.arm != BASELINE, r.arm, r.seed)):
         arms.setdefault(run.arm, []).append(run)
@@ -147,8 +162,10 @@ def mean_line(runs: list[Run], key: str) -> tuple[list, list]:
 
 
 def figure(name: str, arms: dict[str, list[Run]], members: list[str], out: Path) -> Path:
-    panels = [Panel(title, {arm: mean_line(arms[arm], key) for arm in members}, log_y=log)
-              for key, (title, log) in CURVES.items()]
+    panels = [
+        Panel(title, {arm: mean_line(arms[arm], key) for arm in members}, log_y=log)
+        for key, (title, log) in CURVES.items()
+    ]
     frames = {}
     for arm in members:
         curves = [r.per_frame for r in arms[arm] if r.per_frame]
@@ -170,46 +187,92 @@ def claims(arms: dict[str, list[Run]], reads_previous: bool = True) -> list[tupl
     psnr = {arm: values(runs, "val/psnr") for arm, runs in arms.items()}
     out = []
 
-    def versus(claim: str, a: str, b: str, figure_name: str, metric="val/psnr", what="final val PSNR",
-               higher_supports: bool = True) -> None:
+    def versus(
+        claim: str,
+        a: str,
+        b: str,
+        figure_name: str,
+        metric="val/psnr",
+        what="final val PSNR",
+        higher_supports: bool = True,
+    ) -> None:
         if a not in arms or b not in arms:
             return out.append((claim, f"not tested: the sweep has no `{a if a not in arms else b}` arm", "-"))
         xa, xb = values(arms[a], metric), values(arms[b], metric)
         verdict = compare(xa, xb)
-        word = {0: "inconclusive", 1: "supported" if higher_supports else "contradicted",
-                -1: "contradicted" if higher_supports else "supported"}[verdict]
+        word = {
+            0: "inconclusive",
+            1: "supported" if higher_supports else "contradicted",
+            -1: "contradicted" if higher_supports else "supported",
+        }[verdict]
         out.append((claim, f"{word}: {what} {a} {fmt(xa, 3)} vs {b} {fmt(xb, 3)}", f"{figure_name}.png"))
 
     teacher_forcing = "Teacher forcing gives worse results than none"
     if reads_previous:
         versus(teacher_forcing, BASELINE, "tfr_linear", "teacher_forcing")
     else:
-        out.append((teacher_forcing, "not tested: this sweep's model reads no previous frame, so teacher forcing "
-                    "cannot change it", "teacher_forcing.png"))
+        out.append(
+            (
+                teacher_forcing,
+                "not tested: this sweep's model reads no previous frame, so teacher forcing cannot change it",
+                "teacher_forcing.png",
+            )
+        )
     versus("No KL annealing gives the best PSNR (vs monotonic)", "kl_none", "kl_monotonic", "kl_annealing")
-    versus("Cyclical KL annealing gives the worst PSNR (vs none)", BASELINE, "kl_none", "kl_annealing",
-           higher_supports=False)
-    versus("AdamW's training loss is smoother than Adam's", "adamw", BASELINE, "optimizer",
-           metric=lambda r: r.roughness, what="roughness of the log loss", higher_supports=False)
+    versus(
+        "Cyclical KL annealing gives the worst PSNR (vs none)",
+        BASELINE,
+        "kl_none",
+        "kl_annealing",
+        higher_supports=False,
+    )
+    versus(
+        "AdamW's training loss is smoother than Adam's",
+        "adamw",
+        BASELINE,
+        "optimizer",
+        metric=lambda r: r.roughness,
+        what="roughness of the log loss",
+        higher_supports=False,
+    )
     versus("lr 1e-4 (the report's) gives better PSNR than the lab's 1e-3", "lr_low", BASELINE, "learning_rate")
     if BASELINE in arms:
         runs = arms[BASELINE]
         diverged = [r for r in runs if r.status.get("status") == "diverged"]
         word = "supported" if diverged else "contradicted"
         where = ", ".join(f"seed {r.seed} at step {r.status.get('step')}" for r in diverged)
-        out.append(("lr 1e-3 (the lab's) diverges", f"{word}: {len(diverged)} of {len(runs)} baseline runs "
-                    f"diverged{': ' + where if where else ''}", "the table's baseline row"))
+        out.append(
+            (
+                "lr 1e-3 (the lab's) diverges",
+                f"{word}: {len(diverged)} of {len(runs)} baseline runs diverged{': ' + where if where else ''}",
+                "the table's baseline row",
+            )
+        )
     best = max((a for a in psnr if psnr[a]), key=lambda a: mean(psnr[a]), default=None)
     if best is not None:
         word = "supported" if min(psnr[best]) > 32 else "contradicted"
-        out.append(("Validation PSNR above 32 dB", f"{word} at this sweep's size: best arm {best} "
-                    f"{fmt(psnr[best])} dB", "every figure"))
-    drops = [mean(r.per_frame[:ENDS]) - mean(r.per_frame[-ENDS:]) for rs in arms.values() for r in rs
-             if len(r.per_frame) >= 2 * ENDS and r.status.get("status") == "completed"]
+        out.append(
+            (
+                "Validation PSNR above 32 dB",
+                f"{word} at this sweep's size: best arm {best} {fmt(psnr[best])} dB",
+                "every figure",
+            )
+        )
+    drops = [
+        mean(r.per_frame[:ENDS]) - mean(r.per_frame[-ENDS:])
+        for rs in arms.values()
+        for r in rs
+        if len(r.per_frame) >= 2 * ENDS and r.status.get("status") == "completed"
+    ]
     if drops:
         word = "supported" if min(drops) > 0 else "contradicted" if max(drops) < 0 else "inconclusive"
-        out.append(("PSNR falls along the rollout", f"{word}: first {ENDS} frames minus last {ENDS}, per run: "
-                    f"{fmt(drops)} dB over {len(drops)} runs", "every figure's last panel"))
+        out.append(
+            (
+                "PSNR falls along the rollout",
+                f"{word}: first {ENDS} frames minus last {ENDS}, per run: {fmt(drops)} dB over {len(drops)} runs",
+                "every figure's last panel",
+            )
+        )
     return out
 
 
@@ -221,17 +284,26 @@ def size(config) -> str:
     lab_milestones = list(lab_lr.scheduler.milestones)
     milestones = OmegaConf.select(config, "lr.scheduler.milestones")
     batches = config.trainer.limit_train_batches
-    return (f"`{OmegaConf.select(config, 'task_name')}`: {config.trainer.max_epochs} epochs of {batches or 'all'} "
-            f"batches (batch {config.data.batch_size}); model `{model._target_.rsplit('.', 1)[-1]}` "
-            f"{dict((k, v) for k, v in model.items() if k.endswith('_dim'))}"
-            + (f", sources {list(model.sources)}" if "sources" in model else "") + ". "
-            "The lab's schedules are kept in epochs (KL cycles, teacher forcing's decay), so short epochs scale them: "
-            f"an epoch here is {batches or 'a full epoch of'} batches, where the course's is 731. "
-            + (f"The lr milestones are epochs {list(milestones)} (the lab's: {lab_milestones}; x0.1 at each): at "
-               "the lab's, a short run would spend all but its first steps at the lowest lr." if milestones is not None
-               and list(milestones) != lab_milestones else "The lr schedule is the arm's own.")
-            + (f" Every arm's base lr is {config.lr.base:g} unless the arm sets its own (the lab's: {lab_lr.base:g})."
-               if config.lr.base != lab_lr.base else ""))
+    return (
+        f"`{OmegaConf.select(config, 'task_name')}`: {config.trainer.max_epochs} epochs of {batches or 'all'} "
+        f"batches (batch {config.data.batch_size}); model `{model._target_.rsplit('.', 1)[-1]}` "
+        f"{dict((k, v) for k, v in model.items() if k.endswith('_dim'))}"
+        + (f", sources {list(model.sources)}" if "sources" in model else "")
+        + ". "
+        "The lab's schedules are kept in epochs (KL cycles, teacher forcing's decay), so short epochs scale them: "
+        f"an epoch here is {batches or 'a full epoch of'} batches, where the course's is 731. "
+        + (
+            f"The lr milestones are epochs {list(milestones)} (the lab's: {lab_milestones}; x0.1 at each): at "
+            "the lab's, a short run would spend all but its first steps at the lowest lr."
+            if milestones is not None and list(milestones) != lab_milestones
+            else "The lr schedule is the arm's own."
+        )
+        + (
+            f" Every arm's base lr is {config.lr.base:g} unless the arm sets its own (the lab's: {lab_lr.base:g})."
+            if config.lr.base != lab_lr.base
+            else ""
+        )
+    )
 
 
 def write_report(sweep: Path, out: Path) -> Path:
@@ -240,24 +312,37 @@ def write_report(sweep: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     groups = comparisons(arms)
     figures = {name: figure(name, arms, members, out) for name, members in groups.items()}
-    lines = [f"# Lab comparisons: {sweep}", "",
-             "Each arm changes one thing against the baseline (the defaults: the lab's, with the README's "
-             "deviations); values are the last validation of each run, as mean [min, max] over seeds.", "",
-             "| arm | runs (seeds) | ended | " + " | ".join(FINAL.values()) + " | wall time (min) |",
-             "|---" * (4 + len(FINAL)) + "|"]
+    lines = [
+        f"# Lab comparisons: {sweep}",
+        "",
+        "Each arm changes one thing against the baseline (the defaults: the lab's, with the README's "
+        "deviations); values are the last validation of each run, as mean [min, max] over seeds.",
+        "",
+        "| arm | runs (seeds) | ended | " + " | ".join(FINAL.values()) + " | wall time (min) |",
+        "|---" * (4 + len(FINAL)) + "|",
+    ]
     for arm, runs in arms.items():
         ended = ", ".join(sorted({r.ended for r in runs}))
         walls = [r.status["wall_seconds"] / 60 for r in runs if "wall_seconds" in r.status]
-        lines.append(f"| {arm} | {len(runs)} ({', '.join(str(r.seed) for r in runs)}) | {ended} | "
-                     + " | ".join(fmt(values(runs, k), 3 if k == "val/ssim" else 2) for k in FINAL)
-                     + f" | {fmt(walls, 1)} |")
-    lines += ["", "## The seed report's claims", "",
-              "Rule: a difference counts where it is larger than either arm's spread over seeds (max - min, "
-              "at least 2 seeds each); else inconclusive.", "",
-              "| claim | this sweep | figure |", "|---|---|---|"]
+        lines.append(
+            f"| {arm} | {len(runs)} ({', '.join(str(r.seed) for r in runs)}) | {ended} | "
+            + " | ".join(fmt(values(runs, k), 3 if k == "val/ssim" else 2) for k in FINAL)
+            + f" | {fmt(walls, 1)} |"
+        )
+    lines += [
+        "",
+        "## The seed report's claims",
+        "",
+        "Rule: a difference counts where it is larger than either arm's spread over seeds (max - min, "
+        "at least 2 seeds each); else inconclusive.",
+        "",
+        "| claim | this sweep | figure |",
+        "|---|---|---|",
+    ]
     lines += [f"| {c} | {v} | {f} |" for c, v, f in claims(arms, reads_previous_frame(config))]
-    lines += ["", "## Figures", ""] + [f"- {name}: `{path.name}` (arms: {', '.join(groups[name])})"
-                                        for name, path in figures.items()]
+    lines += ["", "## Figures", ""] + [
+        f"- {name}: `{path.name}` (arms: {', '.join(groups[name])})" for name, path in figures.items()
+    ]
     lines += ["", "## Size", "", size(config)]
     path = out / "REPORT.md"
     with atomic_open(path) as f:

@@ -1,10 +1,12 @@
-"""Resuming a run from its checkpoint: the run's own overrides come back, what would change its model or data is refused.
+"""Resuming a run from its checkpoint: the run's own overrides come back; what would change its model or data is
+refused.
 
 A checkpoint holds the run's config, its `overrides` among them (the command line it was started with). Resuming
 composes the training config again from those overrides, then the resume command's own on top (a later
 `trainer.max_epochs=100` wins), so the user repeats nothing. An override that changes the network or the data it
 reads (`model.*`, and `data.root`, `data.frame_H`, `data.frame_W`, `data.synthetic`) is an error.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from cvae_video.checkpoints import read_checkpoint
 from cvae_video.errors import UserError
 
-DATA_IDENTITY = ("root", "frame_H", "frame_W", "synthetic")   # the keys of `data` that say which frames are read
+DATA_IDENTITY = ("root", "frame_H", "frame_W", "synthetic")  # the keys of `data` that say which frames are read
 
 
 def checkpoint_path(ckpt_path: str, output_dir: Path) -> str:
@@ -26,8 +28,10 @@ def checkpoint_path(ckpt_path: str, output_dir: Path) -> str:
         return ckpt_path
     last = output_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        raise UserError(f"ckpt_path=last: no {last}; resume with hydra.run.dir=<the run's dir> ckpt_path=last, "
-                        f"or give ckpt_path=<path to a .ckpt>")
+        raise UserError(
+            f"ckpt_path=last: no {last}; resume with hydra.run.dir=<the run's dir> ckpt_path=last, "
+            f"or give ckpt_path=<path to a .ckpt>"
+        )
     return str(last)
 
 
@@ -42,7 +46,7 @@ def resumed_config(cfg: DictConfig) -> DictConfig:
     model or the data of the run."""
     path = checkpoint_path(cfg.ckpt_path, Path(cfg.paths.output_dir))
     stored = read_checkpoint(path).get("run_config") or {}
-    if "overrides" not in stored:   # a checkpoint of an older version: the command line is taken as it is
+    if "overrides" not in stored:  # a checkpoint of an older version: the command line is taken as it is
         return OmegaConf.merge(cfg, {"ckpt_path": path})
     typed = [o for o in HydraConfig.get().overrides.task if override_key(o) != "ckpt_path"]
     typed_keys = {override_key(o) for o in typed}
@@ -61,8 +65,10 @@ def refuse_changes(new: dict, stored: dict, path: str) -> None:
         difference = first_difference(now.get(sub) if sub else now, then.get(sub) if sub else then, key)
         if difference:
             key, then, now = difference
-            raise UserError(f"resuming {path}: {key} would change from the run's {then} to {now}; a resumed run keeps "
-                            f"its model and data (drop that override, or start a new run without ckpt_path)")
+            raise UserError(
+                f"resuming {path}: {key} would change from the run's {then} to {now}; a resumed run keeps "
+                f"its model and data (drop that override, or start a new run without ckpt_path)"
+            )
 
 
 def first_difference(new: Any, old: Any, key: str) -> tuple[str, Any, Any] | None:

@@ -5,6 +5,7 @@ step) and its settings, so a resumed run gets exactly the values an uninterrupte
 groups `kl/` and `tfr/` pick a function and its settings (Hydra `_partial_`); `callbacks.Schedule`
 applies it.
 """
+
 from __future__ import annotations
 
 

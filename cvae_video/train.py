@@ -2,88 +2,96 @@
 
 Reads like a table of contents: seed, data, model, callbacks, loggers, trainer from the config, then fit.
 """
+
 from __future__ import annotations
 
 from cvae_video.cli import TRAINING_GROUPS, EntryPoint, check_command_line
 
 ENTRY = EntryPoint(
-    "cvae_video.train", "train",
+    "cvae_video.train",
+    "train",
     "Train the conditional VAE on a data set in the course's LAB4 layout (default: a synthetic one, generated on\n"
     "first use), validating on 630-frame rollouts. Writes checkpoints/, csv/version_*/metrics.csv and\n"
     "val_psnr_per_frame.jsonl to its run dir (outputs/train/runs/<date_time>/, or hydra.run.dir=...).",
     ("data", *TRAINING_GROUPS),
-    ("data=lab4 data.root=/path/to/LAB4_Dataset trainer=gpu",
-     "kl=monotonic optim=adamw logger=wandb",
-     "-m kl=none,monotonic,cyclical",
-     "ckpt_path=last hydra.run.dir=outputs/train/runs/<date_time>",
-     "debug=fdr"))
-if __name__ == "__main__":   # before torch and Lightning load: --help and a bad command line answer in a second
+    (
+        "data=lab4 data.root=/path/to/LAB4_Dataset trainer=gpu",
+        "kl=monotonic optim=adamw logger=wandb",
+        "-m kl=none,monotonic,cyclical",
+        "ckpt_path=last hydra.run.dir=outputs/train/runs/<date_time>",
+        "debug=fdr",
+    ),
+)
+if __name__ == "__main__":  # before torch and Lightning load: --help and a bad command line answer in a second
     check_command_line(ENTRY)
 
-import json  # noqa: E402  (the imports after the check above)
-import logging  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import logging
+import time
+from pathlib import Path
 
-import hydra  # noqa: E402
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.errors import InstantiationException  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from lightning.pytorch.callbacks import ProgressBar  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger, WandbLogger  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 
-from cvae_video.atomic import atomic_open  # noqa: E402
-from cvae_video.checkpoints import check_matches, read_checkpoint  # noqa: E402
-from cvae_video.config import check_ranges  # noqa: E402
-from cvae_video.errors import UserError, user_errors  # noqa: E402
-from cvae_video.module import NonFiniteLossError  # noqa: E402
-from cvae_video.resume import checkpoint_path, resumed_config  # noqa: E402
+from cvae_video.atomic import atomic_open
+from cvae_video.checkpoints import check_matches, read_checkpoint
+from cvae_video.config import check_ranges
+from cvae_video.errors import UserError, user_errors
+from cvae_video.module import NonFiniteLossError
+from cvae_video.resume import checkpoint_path, resumed_config
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     check_ranges(cfg)
-    log.info(f"the composed config:\n{OmegaConf.to_yaml(cfg)}")   # the run's train.log
+    log.info(f"the composed config:\n{OmegaConf.to_yaml(cfg)}")  # the run's train.log
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.paths.output_dir)
     ckpt_path = None if cfg.ckpt_path is None else checkpoint_path(cfg.ckpt_path, out)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    if not datamodule.generates_root():   # a missing folder fails now, before the model is built
+    if not datamodule.generates_root():  # a missing folder fails now, before the model is built
         datamodule.check_root()
     print(f"data: {datamodule.root}" + (" (to be generated)" if datamodule.generates_root() else ""))
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
     if ckpt_path is not None:
         check_matches(module, read_checkpoint(ckpt_path), ckpt_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    if not cfg.trainer.enable_progress_bar:   # trainer.enable_progress_bar=false: no bar, also not the config's
+    if not cfg.trainer.enable_progress_bar:  # trainer.enable_progress_bar=false: no bar, also not the config's
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in cfg.logger.values()]
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    except InstantiationException as err:   # a Trainer option Lightning refuses: its message, on one line
+    except InstantiationException as err:  # a Trainer option Lightning refuses: its message, on one line
         raise UserError(f"trainer: {' '.join(str(err.__cause__ or err).split())}") from None
     wandb_dirs = []
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    finally:   # a W&B run left open would swallow the next run of a sweep (runs share one process)
+    finally:  # a W&B run left open would swallow the next run of a sweep (runs share one process)
         if any(isinstance(logger, WandbLogger) for logger in loggers):
-            import wandb   # only with logger=wandb: importing it costs seconds
+            import wandb  # only with logger=wandb: importing it costs seconds
+
             if wandb.run is not None:
-                wandb_dirs.append(Path(wandb.run.dir).parent)   # <run dir>/wandb/offline-run-<time>-<id>
+                wandb_dirs.append(Path(wandb.run.dir).parent)  # <run dir>/wandb/offline-run-<time>-<id>
                 wandb.finish()
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(epochs=trainer.current_epoch, steps=trainer.global_step)
-    print(f"val/psnr {metrics.get('val/psnr', float('nan')):.2f} dB after {trainer.current_epoch} epochs, "
-          f"{trainer.global_step} steps")
+    print(
+        f"val/psnr {metrics.get('val/psnr', float('nan')):.2f} dB after {trainer.current_epoch} epochs, "
+        f"{trainer.global_step} steps"
+    )
     print_outputs(out, loggers, wandb_dirs)
     return metrics
 
@@ -123,14 +131,15 @@ def main(cfg: DictConfig) -> float:
         write_status(out, "diverged", started, epoch=err.epoch, step=err.step, error=str(err))
         log.error(f"diverged at epoch {err.epoch}, step {err.step}: {err}")
         return float("nan")
-    except Exception as err:   # noqa: BLE001  one run's error must not end the sweep
+    except Exception as err:  # noqa: BLE001  one run's error must not end the sweep
         if not in_sweep:
             raise
         write_status(out, "failed", started, error=f"{type(err).__name__}: {' '.join(str(err).split())}")
         log.error(f"failed: {type(err).__name__}: {err}")
         return float("nan")
-    write_status(out, "completed", started, epochs=metrics["epochs"], steps=metrics["steps"],
-                 val_psnr=metrics.get("val/psnr"))
+    write_status(
+        out, "completed", started, epochs=metrics["epochs"], steps=metrics["steps"], val_psnr=metrics.get("val/psnr")
+    )
     return metrics.get("val/psnr", float("nan"))
 
 

@@ -3,6 +3,7 @@
 Videos come in as float tensors (T, 3, H, W) in [0, 1]; every pixel written is round(255 * value), the
 same integers in the PNGs, the GIFs and the submission. Every file goes through `atomic.atomic_path`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image, ImageDraw
 from cvae_video.atomic import atomic_open, atomic_path
 
 CAPTION_HEIGHT = 12  # pixels above the panels for their names and the frame index
-GAP = 2              # white pixels between two panels (before scaling)
+GAP = 2  # white pixels between two panels (before scaling)
 PIXEL_TEXT = [str(v) for v in range(256)]  # uint8 value -> its decimal text: 4x faster than str() per pixel
 
 
@@ -25,7 +26,7 @@ def to_uint8(video: torch.Tensor) -> torch.Tensor:
 
 def write_frames(folder: Path, video: torch.Tensor) -> None:
     """(T, 3, H, W) -> folder/frame{k}.png, k = 0..T-1."""
-    pixels = to_uint8(video).permute(0, 2, 3, 1).numpy()                   # (T, H, W, 3)
+    pixels = to_uint8(video).permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
     for k, frame in enumerate(pixels):
         with atomic_path(folder / f"frame{k}.png") as tmp:
             Image.fromarray(frame).save(tmp, format="PNG")
@@ -40,16 +41,16 @@ def write_gif(path: Path, panels: dict[str, torch.Tensor], fps: float, scale: in
     """
     strips = []
     for video in panels.values():
-        pixels = to_uint8(video).permute(0, 2, 3, 1).numpy()               # (T, H, W, 3)
+        pixels = to_uint8(video).permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
         gap = np.full((pixels.shape[0], pixels.shape[1], GAP, 3), 255, np.uint8)
         strips += [pixels, gap]
-    row = np.concatenate(strips[:-1], axis=2)                               # (T, H, P*W + gaps, 3)
+    row = np.concatenate(strips[:-1], axis=2)  # (T, H, P*W + gaps, 3)
     steps, height, width = row.shape[:3]
     palette = shared_palette(row)
     ink, paper = nearest_colour(palette, (0, 0, 0)), nearest_colour(palette, (255, 255, 255))
     size = (scale * width, scale * height + CAPTION_HEIGHT)
     panel_width = scale * (next(iter(panels.values())).shape[-1] + GAP)
-    template = Image.new("P", size, paper)                                  # the panel names, drawn once
+    template = Image.new("P", size, paper)  # the panel names, drawn once
     template.putpalette(palette.getpalette())
     for p, name in enumerate(panels):
         ImageDraw.Draw(template).text((p * panel_width + 2, 0), name, fill=ink)
@@ -59,12 +60,19 @@ def write_gif(path: Path, panels: dict[str, torch.Tensor], fps: float, scale: in
         frame = template.copy()
         frame.paste(small.resize((size[0], size[1] - CAPTION_HEIGHT), Image.NEAREST), (0, CAPTION_HEIGHT))
         draw = ImageDraw.Draw(frame)
-        counter = f"frame {k}"                                              # right-aligned in the first panel
+        counter = f"frame {k}"  # right-aligned in the first panel
         draw.text((panel_width - scale * GAP - draw.textlength(counter) - 2, 0), counter, fill=ink)
         frames.append(frame)
-    with atomic_path(path) as tmp:   # optimize=False: the palette is shared, there is nothing to prune
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=round(1000 / fps), loop=0, optimize=False)
+    with atomic_path(path) as tmp:  # optimize=False: the palette is shared, there is nothing to prune
+        frames[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=round(1000 / fps),
+            loop=0,
+            optimize=False,
+        )
 
 
 def shared_palette(frames: np.ndarray, sample: int = 64) -> Image.Image:
@@ -88,7 +96,7 @@ def write_submission(path: Path, videos: torch.Tensor) -> int:
     Header `id,0,1,...,3*H*W-1`, then one row per frame: row id = s * T + k, then its pixels as
     integers in (C, H, W) order.
     """
-    pixels = to_uint8(videos).flatten(2).flatten(0, 1).numpy()              # (S*T, 3*H*W)
+    pixels = to_uint8(videos).flatten(2).flatten(0, 1).numpy()  # (S*T, 3*H*W)
     with atomic_open(path, "w", newline="") as f:
         f.write("id," + ",".join(str(c) for c in range(pixels.shape[1])) + "\n")
         for row_id, row in enumerate(pixels):

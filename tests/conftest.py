@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic data set on disk and Hydra composition of the real configs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,23 +25,56 @@ def tiny_root(tmp_path_factory) -> Path:
 
 def tiny_overrides(root: Path, out: Path) -> list[str]:
     """Overrides that make any config run in seconds on the tiny set, writing under `out`."""
-    return [f"data.root={root}", f"paths.output_dir={out}", "model=small", "data.train_vi_len=6",
-            "data.val_vi_len=12", "data.batch_size=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-            "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.enable_model_summary=false",
-            "trainer.log_every_n_steps=1", "trainer.val_check_interval=1.0"]
+    return [
+        f"data.root={root}",
+        f"paths.output_dir={out}",
+        "model=small",
+        "data.train_vi_len=6",
+        "data.val_vi_len=12",
+        "data.batch_size=2",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar",
+        "trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=1",
+        "trainer.val_check_interval=1.0",
+    ]
+
+
+def compose_config(name: str, overrides: list[str]):
+    """The composed `name` config (real Hydra composition, no Hydra app: `${hydra:...}` stays unresolved)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+            return compose(config_name=name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_root, tmp_path_factory) -> Path:
+    """The run dir of 2 epochs of training on the tiny set: checkpoints/, csv/, val_psnr_per_frame.jsonl."""
+    from cvae_video.train import train  # Lightning and torch only for the tests that need a run
+
+    out = tmp_path_factory.mktemp("run")
+    train(compose_config("train", tiny_overrides(tiny_root, out) + ["trainer.max_epochs=2"]))
+    return out
 
 
 @pytest.fixture
 def compose_train():
     """compose_train(overrides) -> the composed `train` config (real Hydra composition)."""
+
     def _compose(overrides: list[str]):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
             cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)   # ${hydra:...} resolves, as in a run of the CLI
+        HydraConfig.instance().set_config(cfg)  # ${hydra:...} resolves, as in a run of the CLI
         with open_dict(cfg):
             del cfg["hydra"]
         return cfg
+
     yield _compose
     GlobalHydra.instance().clear()
-    HydraConfig.instance().cfg = None   # later tests (and user_errors) must not see this test's Hydra config
+    HydraConfig.instance().cfg = None  # later tests (and user_errors) must not see this test's Hydra config

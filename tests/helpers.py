@@ -1,4 +1,5 @@
 """Test-only pieces that a subprocess run loads through Hydra (`+callbacks.x._target_=tests.helpers.X`)."""
+
 import os
 import signal
 
@@ -21,6 +22,6 @@ class RecordBatches(L.Callback):
     `<run dir>/batches_rank<global rank>.txt`: which clips each DDP process trained on."""
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        frames = batch[0]                                                   # (B, T, 3, H, W)
+        frames = batch[0]  # (B, T, 3, H, W)
         with open(f"{trainer.default_root_dir}/batches_rank{trainer.global_rank}.txt", "a") as f:
             f.writelines(f"{v:.4f}\n" for v in frames.sum(dim=(1, 2, 3, 4)).tolist())

@@ -1,4 +1,5 @@
 """The fast paths compute what the per-frame loop computes, and the benchmark runs (no timing asserted)."""
+
 import copy
 import json
 import os
@@ -12,14 +13,15 @@ from torch import nn
 
 from cvae_video.models.compositing import CompositingCVAE
 from cvae_video.models.sequence import kl_to_standard_normal, sequence_loss
-from cvae_video.models.template import TemplateCVAE, StepwiseBatchNorm2d
+from cvae_video.models.template import StepwiseBatchNorm2d, TemplateCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 # Both designs at test sizes; the noise of a (B, T, 3, 8, 16) clip has shape (B, T - 1, *NOISE[design]).
 DESIGNS = {
     "template": lambda **kw: TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **kw),
-    "compositing": lambda **kw: CompositingCVAE(frame_dim=8, label_dim=8, noise_dim=4, widths=(8, 16, 16), blocks=1,
-                                                **kw),
+    "compositing": lambda **kw: CompositingCVAE(
+        frame_dim=8, label_dim=8, noise_dim=4, widths=(8, 16, 16), blocks=1, **kw
+    ),
 }
 NOISE = {"template": (4, 8, 16), "compositing": (4, 2, 4)}
 
@@ -30,7 +32,7 @@ def reference_unroll(net, poses, frames, noise, teacher_forcing):
     context = net.first_frame_context(prev, poses[:, 0])
     preds, kls = [], []
     for t in range(1, poses.shape[1]):
-        pose = net.label_encoder(poses[:, t:t + 1])[:, 0]
+        pose = net.label_encoder(poses[:, t : t + 1])[:, 0]
         truth = net.frame_encoder(frames[:, t])
         mu, logvar = net.posterior(truth, pose)
         z = mu + noise[:, t - 1] * torch.exp(0.5 * logvar)
@@ -68,7 +70,7 @@ def test_chunked_step_gives_the_per_frame_loss_gradients_and_batchnorm_statistic
     torch.testing.assert_close(got[2], want[2], rtol=1e-10, atol=1e-12)
     for name in want[1]:
         torch.testing.assert_close(got[1][name], want[1][name], rtol=1e-8, atol=1e-12, msg=name)
-    for name, buffer in ref.named_buffers():   # BatchNorm running statistics: the same 5 updates, in order
+    for name, buffer in ref.named_buffers():  # BatchNorm running statistics: the same 5 updates, in order
         torch.testing.assert_close(dict(net.named_buffers())[name], buffer, rtol=1e-10, atol=1e-12, msg=name)
 
 
@@ -90,7 +92,7 @@ def test_stepwise_batchnorm_equals_one_plain_call_per_step():
     with torch.no_grad():
         stepwise.weight.uniform_(0.5, 2), stepwise.bias.uniform_(-1, 1)
     plain.load_state_dict(stepwise.state_dict())
-    x = torch.randn(4, 5, 3, 6, 7).double() * 3 + 1                      # (B, S, C, H, W)
+    x = torch.randn(4, 5, 3, 6, 7).double() * 3 + 1  # (B, S, C, H, W)
     y = stepwise(x.flatten(0, 1), steps=5).unflatten(0, (4, 5))
     want = torch.stack([plain(x[:, s]) for s in range(5)], 1)
     torch.testing.assert_close(y, want)
@@ -121,8 +123,11 @@ def test_rollout_results_do_not_depend_on_the_chunk_size_or_layout(design):
         torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_check.sh "
-                    "compares the captured and the eager rollout on the GPU and records the difference)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="CUDA graphs need a CUDA device (bench/gpu_check.sh "
+    "compares the captured and the eager rollout on the GPU and records the difference)",
+)
 @pytest.mark.parametrize("design", DESIGNS)
 def test_captured_rollout_gives_the_eager_frames(design):
     torch.manual_seed(0)
@@ -144,18 +149,38 @@ def test_compiled_rollout_gives_the_eager_frames():
     first, poses, noise = torch.rand(2, 1, 3, 8, 16), torch.rand(2, 6, 3, 8, 16), torch.randn(2, 5, 4, 8, 16)
     with torch.inference_mode():
         eager = net.unroll(poses, first, False, False, noise=noise)[0]
-        net.compile_step("default")                # on CPU; bench/gpu_check.sh runs "reduce-overhead" on CUDA
+        net.compile_step("default")  # on CPU; bench/gpu_check.sh runs "reduce-overhead" on CUDA
         compiled = [net.unroll(poses, first, False, False, noise=noise)[0] for _ in range(2)]
     for out in compiled:
         torch.testing.assert_close(out, eager, rtol=1e-4, atol=1e-4)
 
 
 def test_bench_runs_and_writes_the_ratios(tmp_path):
-    tiny = ["--batches", "1", "--frames", "3", "--frame-size", "8", "16", "--steps", "1", "--rollout-frames", "3",
-            "--rollout-batches", "1", "--rollout-reps", "1", "--epoch-clips", "4", "--out", str(tmp_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}   # logic, not speed: one thread is immune to a busy machine
-    done = subprocess.run([sys.executable, "-m", "bench.steps", *tiny], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+    tiny = [
+        "--batches",
+        "1",
+        "--frames",
+        "3",
+        "--frame-size",
+        "8",
+        "16",
+        "--steps",
+        "1",
+        "--rollout-frames",
+        "3",
+        "--rollout-batches",
+        "1",
+        "--rollout-reps",
+        "1",
+        "--epoch-clips",
+        "4",
+        "--out",
+        str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # logic, not speed: one thread is immune to a busy machine
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.steps", *tiny], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "bench.json").read_text())
     assert set(result["ratios"]) == {"lightning_over_plain", "tf_over_seed", "free_over_seed"}
@@ -169,8 +194,9 @@ def test_bench_runs_and_writes_the_ratios(tmp_path):
 @pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu_at_tiny_sizes(tmp_path):
     env = {**os.environ, "BENCH_DEVICE": "cpu", "BENCH_TINY": "1", "BENCH_LIMIT_S": "600", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", "bench/gpu_check.sh", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        ["bash", "bench/gpu_check.sh", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     log = (tmp_path / "gpu_check.log").read_text()
     assert "torch.cuda.is_available()" in log and "wrote" in log

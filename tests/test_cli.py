@@ -1,5 +1,6 @@
 """The entry points as a user types them: help, one-line errors, the data a checkpoint names, W&B, a checkpoint
 from someone else, and the package installed from a wheel and run from another folder."""
+
 from __future__ import annotations
 
 import json
@@ -15,14 +16,20 @@ import torch
 
 from cvae_video.errors import UserError
 from cvae_video.evaluate import evaluate
-from tests.conftest import tiny_overrides
-from tests.test_evaluate import ROOT, compose_config, eval_overrides, tiny_run  # noqa: F401  (tiny_run: a fixture)
+from tests.conftest import compose_config, tiny_overrides
+from tests.test_evaluate import ROOT, eval_overrides
 
 
 def cli(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", f"cvae_video.{module}", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env=environment | (env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", f"cvae_video.{module}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment | (env or {}),
+    )
 
 
 def tiny_cli_overrides(root: Path) -> list[str]:
@@ -30,44 +37,87 @@ def tiny_cli_overrides(root: Path) -> list[str]:
     return [o for o in tiny_overrides(root, Path()) if not o.startswith("paths.output_dir")]
 
 
-@pytest.mark.parametrize("module,groups,absent", [
-    ("train", {"data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "debug"}, set()),
-    ("evaluate", {"data", "gif"}, {"model", "kl", "optim", "arm", "experiment"}),
-    ("predict", {"data", "gif"}, {"model", "kl", "optim", "arm", "experiment"}),
-    ("prepare_data", {"data"}, {"kl", "optim"}),
-])
+@pytest.mark.parametrize(
+    "module,groups,absent",
+    [
+        ("train", {"data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "debug"}, set()),
+        ("evaluate", {"data", "gif"}, {"model", "kl", "optim", "arm", "experiment"}),
+        ("predict", {"data", "gif"}, {"model", "kl", "optim", "arm", "experiment"}),
+        ("prepare_data", {"data"}, {"kl", "optim"}),
+    ],
+)
 def test_help_says_what_it_does_the_groups_that_matter_and_examples(module, groups, absent):
     result = cli(module, "--help")
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout
     assert text.startswith(f"python -m cvae_video.{module} ") and f"\n  python -m cvae_video.{module} " in text
-    listed = {line.split()[0] for line in text.split("config groups")[1].split("examples:")[0].splitlines()[1:]
-              if line.strip()}
+    listed = {
+        line.split()[0]
+        for line in text.split("config groups")[1].split("examples:")[0].splitlines()[1:]
+        if line.strip()
+    }
     assert groups <= listed and not absent & listed
 
 
-@pytest.mark.parametrize("module,args,message", [
-    ("train", ["kl=cyclic"], "error: kl=cyclic: kl has no option 'cyclic'; choose one of cyclical, monotonic, none "
-                             "(did you mean kl=cyclical?)"),
-    ("train", ["optim=AdamW"], "error: optim=AdamW: optim has no option 'AdamW'; choose one of adam, adamw "
-                               "(did you mean optim=adamw?)"),
-    ("train", ["data=lab4"], "error: data.root is required: give data.root=... (the course's data: data=lab4 "
-                             "data.root=/path/to/LAB4_Dataset)"),
-    ("train", ["data.batchsize=3"], "error: data.batchsize=3: data.batchsize is not a key of the train config (a "
-                                    "typo? `--cfg job` lists the keys; +data.batchsize=3 would add a new one)"),
-    ("train", ["-m", "kl=none,monotonoc", "seed=1,2", "hydra.sweep.dir={tmp}/run"],
-     "error: kl=monotonoc: kl has no option 'monotonoc'; choose one of cyclical, monotonic, none "
-     "(did you mean kl=monotonic?)"),
-    ("train", ["data=checkpoint"], "error: data=checkpoint is evaluate's and predict's (the data a checkpoint was "
-                                   "trained on); name a data set to train on: data=synthetic, or data=lab4 "
-                                   "data.root=/path/to/LAB4_Dataset"),
-    ("evaluate", ["model=template"], "error: model=template: cvae_video.evaluate takes no model option: the model and its "
-                                 "training come from the checkpoint"),
-    ("predict", ["+kl=none"], "error: +kl=none: cvae_video.predict takes no kl option: the model and its training "
-                              "come from the checkpoint"),
-    ("predict", ["ckpt_path={tmp}"], "error: ckpt_path {tmp} is a folder, not a checkpoint file: give the file, e.g. "
-                                     "ckpt_path=<run dir>/checkpoints/last.ckpt"),
-])
+@pytest.mark.parametrize(
+    "module,args,message",
+    [
+        (
+            "train",
+            ["kl=cyclic"],
+            "error: kl=cyclic: kl has no option 'cyclic'; choose one of cyclical, monotonic, none "
+            "(did you mean kl=cyclical?)",
+        ),
+        (
+            "train",
+            ["optim=AdamW"],
+            "error: optim=AdamW: optim has no option 'AdamW'; choose one of adam, adamw (did you mean optim=adamw?)",
+        ),
+        (
+            "train",
+            ["data=lab4"],
+            "error: data.root is required: give data.root=... (the course's data: data=lab4 "
+            "data.root=/path/to/LAB4_Dataset)",
+        ),
+        (
+            "train",
+            ["data.batchsize=3"],
+            "error: data.batchsize=3: data.batchsize is not a key of the train config (a "
+            "typo? `--cfg job` lists the keys; +data.batchsize=3 would add a new one)",
+        ),
+        (
+            "train",
+            ["-m", "kl=none,monotonoc", "seed=1,2", "hydra.sweep.dir={tmp}/run"],
+            "error: kl=monotonoc: kl has no option 'monotonoc'; choose one of cyclical, monotonic, none "
+            "(did you mean kl=monotonic?)",
+        ),
+        (
+            "train",
+            ["data=checkpoint"],
+            "error: data=checkpoint is evaluate's and predict's (the data a checkpoint was "
+            "trained on); name a data set to train on: data=synthetic, or data=lab4 "
+            "data.root=/path/to/LAB4_Dataset",
+        ),
+        (
+            "evaluate",
+            ["model=template"],
+            "error: model=template: cvae_video.evaluate takes no model option: the model and its "
+            "training come from the checkpoint",
+        ),
+        (
+            "predict",
+            ["+kl=none"],
+            "error: +kl=none: cvae_video.predict takes no kl option: the model and its training "
+            "come from the checkpoint",
+        ),
+        (
+            "predict",
+            ["ckpt_path={tmp}"],
+            "error: ckpt_path {tmp} is a folder, not a checkpoint file: give the file, e.g. "
+            "ckpt_path=<run dir>/checkpoints/last.ckpt",
+        ),
+    ],
+)
 def test_a_bad_command_line_is_one_line_and_leaves_no_run_folder(tmp_path, module, args, message):
     run = tmp_path / "run"
     result = cli(module, *[a.format(tmp=tmp_path) for a in args], f"hydra.run.dir={run}")
@@ -81,7 +131,7 @@ def test_debug_fdr_trains_one_batch_and_names_only_the_files_it_wrote(tiny_root,
     result = cli("train", "debug=fdr", *tiny_cli_overrides(tiny_root), f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "val/psnr" in result.stdout and "checkpoints:" not in result.stdout and not (run / "checkpoints").exists()
-    assert "the composed config:" in (run / "train.log").read_text()   # the run's log opens with its config
+    assert "the composed config:" in (run / "train.log").read_text()  # the run's log opens with its config
 
 
 def test_a_local_config_on_the_search_path_sets_the_data(compose_train, tmp_path):
@@ -89,7 +139,8 @@ def test_a_local_config_on_the_search_path_sets_the_data(compose_train, tmp_path
     composed into every training run."""
     (tmp_path / "local").mkdir()
     (tmp_path / "local" / "default.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /data: lab4\ndata:\n  root: /my/LAB4_Dataset\n")
+        "# @package _global_\ndefaults:\n  - override /data: lab4\ndata:\n  root: /my/LAB4_Dataset\n"
+    )
     cfg = compose_train([f"hydra.searchpath=[file://{tmp_path}]", f"paths.output_dir={tmp_path}"])
     assert cfg.data.root == "/my/LAB4_Dataset" and cfg.data.synthetic is None
 
@@ -110,7 +161,7 @@ def test_evaluate_and_predict_read_the_data_the_checkpoint_was_trained_on(tiny_r
     assert "2 test sequence(s) x 12 frames" in predicted.stdout and "submission.csv (24 rows)" in predicted.stdout
     scores = json.loads((tmp_path / "predict" / "test_scores.json").read_text())
     assert scores["data_root"] == str(lab4) and scores["sequence_ids"] == [0, 1]
-    for name in ("submission.csv", "test_scores.json", "pred_seq0.gif", "seq0/frame0.png"):   # others can read them
+    for name in ("submission.csv", "test_scores.json", "pred_seq0.gif", "seq0/frame0.png"):  # others can read them
         assert stat.S_IMODE((tmp_path / "predict" / name).stat().st_mode) & stat.S_IROTH, name
 
     evaluated = cli("evaluate", f"ckpt_path={ckpt}", "data.val_vi_len=6", f"hydra.run.dir={tmp_path / 'evaluate'}")
@@ -123,7 +174,8 @@ def test_evaluate_and_predict_read_the_data_the_checkpoint_was_trained_on(tiny_r
     assert gone.returncode == 1 and not (tmp_path / "again").exists()
     assert gone.stderr.strip().splitlines()[-1] == (
         f"error: the checkpoint's data folder {lab4} does not exist: point to the data with data.root=/path/to/it "
-        f"(another data set: data=lab4 data.root=...)")
+        f"(another data set: data=lab4 data.root=...)"
+    )
 
 
 @pytest.mark.slow
@@ -139,8 +191,9 @@ def test_wandb_offline_with_a_long_override_trains_keeps_the_csv_and_says_how_to
     assert len(offline) == 1 and f"wandb sync {offline[0]}" in result.stdout
 
 
-@pytest.mark.parametrize("key,target", [("net", "os.makedirs"), ("net", "builtins.print"),
-                                        ("optimizer", "shutil.rmtree")])
+@pytest.mark.parametrize(
+    "key,target", [("net", "os.makedirs"), ("net", "builtins.print"), ("optimizer", "shutil.rmtree")]
+)
 def test_a_checkpoint_names_only_buildable_targets(tiny_root, tiny_run, tmp_path, key, target):
     """A shared checkpoint is data: a `_target_` outside the package's classes and torch's optimizers and schedulers
     is refused before anything is built (os.makedirs would make the folder)."""
@@ -162,14 +215,34 @@ def test_an_installed_package_carries_its_configs_and_runs_from_another_folder(t
     shutil.copytree(ROOT / "cvae_video", source / "cvae_video", ignore=shutil.ignore_patterns("__pycache__", "local"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                              "--target", str(site), str(source)], capture_output=True, text=True, timeout=600)
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     assert (site / "cvae_video" / "conf" / "train.yaml").is_file() and (site / "cvae_video/conf/kl/none.yaml").is_file()
     work.mkdir()
     env = {"PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import cvae_video; print(cvae_video.__file__)"], cwd=work,
-                           capture_output=True, text=True, env={**os.environ, **env})
+    where = subprocess.run(
+        [sys.executable, "-c", "import cvae_video; print(cvae_video.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
     assert where.stdout.startswith(str(site))
     assert cli("train", "--help", cwd=work, env=env).returncode == 0
     result = cli("train", *tiny_cli_overrides(tiny_root), cwd=work, env=env)

@@ -30,21 +30,28 @@ def write_split(root: Path, split: str, n: int, size=(64, 32), label_offset=100)
 def test_frames_sort_by_integer_index(tmp_path):
     for k in (10, 2, 1, 0):
         save(tmp_path / f"frame{k}.png", k)
-    assert [p.name for p in lab4.indexed_frames(tmp_path).values()] == ["frame0.png", "frame1.png", "frame2.png", "frame10.png"]
+    assert [p.name for p in lab4.indexed_frames(tmp_path).values()] == [
+        "frame0.png",
+        "frame1.png",
+        "frame2.png",
+        "frame10.png",
+    ]
 
 
 def test_loader_pairs_labels_resizes_and_cuts_clips(tmp_path, caplog):
-    write_split(tmp_path, "train", 12, size=(128, 64))   # on-disk size differs from frame_H x frame_W
+    write_split(tmp_path, "train", 12, size=(128, 64))  # on-disk size differs from frame_H x frame_W
     write_split(tmp_path, "val", 6)
     dm = LAB4DataModule(str(tmp_path), frame_H=32, frame_W=64, train_vi_len=4, val_vi_len=6, shuffle=False)
     dm.setup("fit")
     notes = [r.getMessage() for r in caplog.records if "resized" in r.getMessage()]
-    assert notes == [f"{tmp_path / 'train/train_img'}: images of 128x64 resized to 64x32 (data.frame_W x data.frame_H)",
-                     f"{tmp_path / 'train/train_label'}: images of 128x64 resized to 64x32 (data.frame_W x data.frame_H)"]
-    assert len(dm.train_set) == 3                        # 12 // 4 non-overlapping clips
+    assert notes == [
+        f"{tmp_path / 'train/train_img'}: images of 128x64 resized to 64x32 (data.frame_W x data.frame_H)",
+        f"{tmp_path / 'train/train_label'}: images of 128x64 resized to 64x32 (data.frame_W x data.frame_H)",
+    ]
+    assert len(dm.train_set) == 3  # 12 // 4 non-overlapping clips
     frames, poses = dm.train_set[1]
     assert frames.shape == (4, 3, 32, 64) and frames.dtype == torch.float32
-    assert [round(v * 255) for v in frames[:, 0, 0, 0].tolist()] == [4, 5, 6, 7]     # frame k has value k
+    assert [round(v * 255) for v in frames[:, 0, 0, 0].tolist()] == [4, 5, 6, 7]  # frame k has value k
     assert [round(v * 255) for v in poses[:, 0, 0, 0].tolist()] == [104, 105, 106, 107]  # its own pose
     assert len(dm.val_set) == 1
 
@@ -55,7 +62,7 @@ def test_clips_never_span_two_videos(tmp_path):
     write_split(tmp_path, "val", 4)
     dm = LAB4DataModule(str(tmp_path), train_vi_len=3, val_vi_len=4)
     dm.setup("fit")
-    assert dm.train_set.windows == [0, 5]               # [0..2] and [5..7]; [3..5] would cross into video 2
+    assert dm.train_set.windows == [0, 5]  # [0..2] and [5..7]; [3..5] would cross into video 2
 
 
 def test_frame_step_spreads_a_clip_over_its_video(tmp_path):
@@ -64,7 +71,7 @@ def test_frame_step_spreads_a_clip_over_its_video(tmp_path):
     write_split(tmp_path, "val", 4)
     dm = LAB4DataModule(str(tmp_path), train_vi_len=4, train_frame_step=3, val_vi_len=4, shuffle=False)
     dm.setup("fit")
-    assert dm.train_set.windows == [0, 1, 2]           # span 10 frames, starts 4 // 3 = 1 apart; video 2 too short
+    assert dm.train_set.windows == [0, 1, 2]  # span 10 frames, starts 4 // 3 = 1 apart; video 2 too short
     frames, poses = dm.train_set[2]
     assert [round(v * 255) for v in frames[:, 0, 0, 0].tolist()] == [2, 5, 8, 11]
     assert [round(v * 255) for v in poses[:, 0, 0, 0].tolist()] == [102, 105, 108, 111]
@@ -107,13 +114,15 @@ def test_parallel_runs_of_a_sweep_generate_one_set(tmp_path):
 
 
 def test_synthetic_frame_0_shows_the_figure_and_labels_are_drawn_on_black(tmp_path):
-    root = generate(tmp_path / "s", seed=1, train_videos=1, train_video_len=2, val_videos=1, test_videos=1, sequence_len=2)
+    root = generate(
+        tmp_path / "s", seed=1, train_videos=1, train_video_len=2, val_videos=1, test_videos=1, sequence_len=2
+    )
     label = np.asarray(Image.open(root / "train/train_label/frame0.png"))
     frame = np.asarray(Image.open(root / "train/train_img/frame0.png")).astype(int)
-    assert (label.sum(-1) == 0).mean() > 0.7            # mostly black background
+    assert (label.sum(-1) == 0).mean() > 0.7  # mostly black background
     drawn = label.sum(-1) > 0
     background = np.median(frame[~drawn].reshape(-1, 3), axis=0)
-    assert np.abs(frame[drawn] - background).sum(-1).mean() > 20   # the figure differs from the background
+    assert np.abs(frame[drawn] - background).sum(-1).mean() > 20  # the figure differs from the background
 
 
 def test_test_split_reads_every_sequence_found(tiny_root):
@@ -137,8 +146,11 @@ def test_prepare_data_generates_a_missing_synthetic_set_only_where_generated_set
     assert len(dm.train_set) == 2 and (sets / "made/test/test_gt/0/frame4.png").exists()
     typo = LAB4DataModule(str(elsewhere), synthetic=SMALL_SET, generated_sets=str(sets))
     typo.prepare_data()
-    with pytest.raises(UserError, match=rf"^data.root {elsewhere} does not exist: check the path .* synthetic sets are "
-                                        rf"generated only under paths.data_dir \({sets}\)"):
+    with pytest.raises(
+        UserError,
+        match=rf"^data.root {elsewhere} does not exist: check the path .* synthetic sets are "
+        rf"generated only under paths.data_dir \({sets}\)",
+    ):
         typo.setup("fit")
     assert not elsewhere.exists()
 
@@ -146,16 +158,22 @@ def test_prepare_data_generates_a_missing_synthetic_set_only_where_generated_set
 def test_a_typed_root_that_does_not_exist_is_an_error_and_creates_nothing(tmp_path):
     """`python -m cvae_video.train data.root=<a typo>` (data=lab4 left out): an error naming the path, no set made."""
     typo = tmp_path / "LAB4_Datset"
-    result = subprocess.run([sys.executable, "-m", "cvae_video.train", f"data.root={typo}",
-                             f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "cvae_video.train", f"data.root={typo}", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: data.root {typo} does not exist")
-    assert sorted(p.name for p in tmp_path.iterdir()) == []   # neither a data set nor a run folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither a data set nor a run folder
 
 
 def test_an_existing_folder_of_the_course_layout_is_read_as_it_is(tiny_root, tmp_path):
     """data.root=<an existing LAB4 folder> with the default data=synthetic reads that folder, generating nothing."""
-    dm = LAB4DataModule(str(tiny_root), train_vi_len=6, val_vi_len=12, synthetic=SMALL_SET, generated_sets=str(tmp_path))
+    dm = LAB4DataModule(
+        str(tiny_root), train_vi_len=6, val_vi_len=12, synthetic=SMALL_SET, generated_sets=str(tmp_path)
+    )
     before = sorted(p.name for p in tiny_root.iterdir())
     dm.prepare_data()
     dm.setup("fit")
@@ -166,12 +184,14 @@ def test_prepare_data_cli_makes_the_configured_set_once_and_names_a_missing_one(
     """`python -m cvae_video.prepare_data` composes the training config: it generates the set its overrides name,
     leaves an existing one untouched, and a missing folder that is not synthetic is a one-line error."""
     root = tmp_path / "set"
-    sizes = [f"data.synthetic.{k}={v}" for k, v in
-             dict(train_videos=1, train_video_len=8, test_videos=1, sequence_len=5).items()]
+    sizes = [
+        f"data.synthetic.{k}={v}"
+        for k, v in dict(train_videos=1, train_video_len=8, test_videos=1, sequence_len=5).items()
+    ]
     prepare_data.main([f"data.root={root}", f"paths.data_dir={tmp_path}", *sizes])
     assert capsys.readouterr().out.strip() == str(root) and (root / "test/test_gt/0/frame4.png").is_file()
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
-    prepare_data.main([f"data.root={root}"])   # the default sizes: an existing set is not drawn again
+    prepare_data.main([f"data.root={root}"])  # the default sizes: an existing set is not drawn again
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == before
     with pytest.raises(SystemExit, match=rf"^error: data.root {tmp_path / 'none'} does not exist"):
         prepare_data.main(["data=lab4", f"data.root={tmp_path / 'none'}"])

@@ -6,57 +6,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from cvae_video.errors import UserError
 from cvae_video.evaluate import evaluate
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, summary
-from cvae_video.train import train
-from tests.conftest import CONF_DIR, tiny_overrides
+from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-C1 = 0.01 ** 2   # SSIM's luminance constant for data range 1
-
-
-def compose_config(name: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-            return compose(config_name=name, overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
-
-
-TINY_RUNS: dict[Path, Path] = {}  # tiny data root -> its trained run dir (see tiny_run)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tiny_root, tmp_path_factory) -> Path:
-    """The run dir of 2 epochs of training on the tiny set: checkpoints/, csv/, val_psnr_per_frame.jsonl.
-
-    test_predict and test_plots import this fixture, which gives each module its own session fixture;
-    the cache makes the three share one training.
-    """
-    if tiny_root not in TINY_RUNS:
-        out = tmp_path_factory.mktemp("run")
-        train(compose_config("train", tiny_overrides(tiny_root, out) + ["trainer.max_epochs=2"]))
-        TINY_RUNS[tiny_root] = out
-    return TINY_RUNS[tiny_root]
+C1 = 0.01**2  # SSIM's luminance constant for data range 1
 
 
 def eval_overrides(tiny_root: Path, ckpt: Path, out: Path) -> list[str]:
     """The tiny set's 12 validation frames as 2 sequences of 6: best-of-N is taken per sequence."""
-    return [f"ckpt_path={ckpt}", f"data.root={tiny_root}", "data.val_vi_len=6", f"paths.output_dir={out}",
-            "device=cpu"]
+    return [f"ckpt_path={ckpt}", f"data.root={tiny_root}", "data.val_vi_len=6", f"paths.output_dir={out}", "device=cpu"]
 
 
 def test_scores_are_per_sample_and_per_frame():
     torch.manual_seed(0)
     truth = torch.rand(3, 2, 3, 16, 32)
-    noise = torch.tensor([0.01, 0.1, 0.3]).view(3, 1, 1, 1, 1)            # a different error per sample
+    noise = torch.tensor([0.01, 0.1, 0.3]).view(3, 1, 1, 1, 1)  # a different error per sample
     pred = (truth + noise * torch.randn_like(truth)).clamp(0, 1)
     scores = frame_scores(pred, truth)
     assert scores["psnr"].shape == scores["ssim"].shape == (3, 2)
@@ -73,7 +43,7 @@ def test_scores_are_per_sample_and_per_frame():
 
 
 def test_baselines_on_a_sequence_of_flat_frames():
-    levels = [0.2, 0.3, 0.5, 0.9]                                           # frame t is flat at levels[t]
+    levels = [0.2, 0.3, 0.5, 0.9]  # frame t is flat at levels[t]
     frames = torch.tensor(levels).view(1, 4, 1, 1, 1).expand(1, 4, 3, 16, 32)
     truth = frames[:, 1:]
 
@@ -91,19 +61,24 @@ def test_baselines_on_a_sequence_of_flat_frames():
 
 
 def test_best_of_n_takes_the_best_sample_per_sequence():
-    psnr = torch.tensor([[[10.0, 10.0], [30.0, 30.0]],                        # sample 0: bad on seq 0, good on seq 1
-                         [[20.0, 20.0], [5.0, 5.0]]])                         # sample 1: the reverse; (N=2, B=2, T=2)
+    psnr = torch.tensor(
+        [
+            [[10.0, 10.0], [30.0, 30.0]],  # sample 0: bad on seq 0, good on seq 1
+            [[20.0, 20.0], [5.0, 5.0]],
+        ]
+    )  # sample 1: the reverse; (N=2, B=2, T=2)
     best = best_of_n({"psnr": psnr, "ssim": -psnr})
     assert best["psnr"].tolist() == [[20.0, 20.0], [30.0, 30.0]]
-    assert best["ssim"].tolist() == [[-20.0, -20.0], [-30.0, -30.0]]          # the same sample's other scores
+    assert best["ssim"].tolist() == [[-20.0, -20.0], [-30.0, -30.0]]  # the same sample's other scores
     torch.manual_seed(0)
     psnr = torch.rand(5, 3, 7) * 30
     assert best_of_n({"psnr": psnr})["psnr"].mean() >= psnr.mean()
 
 
 def test_evaluate_writes_metrics_figure_and_gif(tiny_root, tiny_run, tmp_path):
-    cfg = compose_config("evaluate", eval_overrides(tiny_root, tiny_run / "checkpoints" / "last.ckpt", tmp_path)
-                         + ["eval.num_samples=4"])
+    cfg = compose_config(
+        "evaluate", eval_overrides(tiny_root, tiny_run / "checkpoints" / "last.ckpt", tmp_path) + ["eval.num_samples=4"]
+    )
     results = evaluate(cfg)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["psnr_mean"] == results["psnr_mean"]
@@ -113,7 +88,10 @@ def test_evaluate_writes_metrics_figure_and_gif(tiny_root, tiny_run, tmp_path):
     assert saved["best_of_n"]["psnr_mean"] >= saved["psnr_mean"]
     assert saved["psnr_mean"] == pytest.approx(sum(saved["samples"]["psnr_mean_per_sample"]) / 4)
     for name in ("copy_first", "copy_prev_gt", "one_step"):
-        assert math.isfinite(saved["baselines"][name]["psnr_mean"]) and len(saved["baselines"][name]["psnr_per_frame"]) == 5
+        assert (
+            math.isfinite(saved["baselines"][name]["psnr_mean"])
+            and len(saved["baselines"][name]["psnr_per_frame"]) == 5
+        )
     assert saved["train_config"]["model"]["frame_dim"] == 16 and saved["eval_config"]["eval"]["num_samples"] == 4
     assert saved["checkpoint"].endswith("last.ckpt") and saved["epoch"] == 1
     with Image.open(tmp_path / "psnr_per_frame.png") as img:
@@ -127,7 +105,7 @@ def test_evaluate_is_reproducible_and_samples_differ(tiny_root, tiny_run, tmp_pa
     a, b = (evaluate(compose_config("evaluate", overrides)) for _ in range(2))
     assert a["psnr_per_frame"] == b["psnr_per_frame"]
     first, second = a["samples"]["psnr_mean_per_sample"]
-    assert first != second                                                  # z differs between samples
+    assert first != second  # z differs between samples
 
 
 def test_missing_checkpoint_is_a_user_error(tiny_root, tmp_path):
@@ -141,13 +119,26 @@ def test_missing_checkpoint_is_a_user_error(tiny_root, tmp_path):
 @pytest.mark.slow
 def test_cli_evaluate_writes_where_hydra_run_dir_points(tiny_root, tiny_run, tmp_path):
     out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "cvae_video.evaluate", f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}",
-           f"data.root={tiny_root}", "data.val_vi_len=6", "eval.num_samples=2", f"hydra.run.dir={out}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cvae_video.evaluate",
+        f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}",
+        f"data.root={tiny_root}",
+        "data.val_vi_len=6",
+        "eval.num_samples=2",
+        f"hydra.run.dir={out}",
+    ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "copy the previous true frame" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["best_of_n"]["n"] == 2
     assert (out / "psnr_per_frame.png").exists() and (out / "val_rollout.gif").exists()
-    missing = subprocess.run(cmd[:3] + [f"ckpt_path={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(
+        cmd[:3] + [f"ckpt_path={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert missing.returncode == 1 and missing.stderr.strip().endswith("nope.ckpt does not exist")

@@ -39,14 +39,15 @@ def test_per_frame_mean_averages_over_samples():
 
 def test_kaggle_psnr_scores_rounded_pixels_of_frames_1_to_600_only():
     from cvae_video.metrics import kaggle_psnr
+
     torch.manual_seed(0)
     truth = torch.randint(0, 256, (2, 630, 3, 4, 8)).float() / 255
-    video = truth + 0.3 / 255                       # rounds back to the truth: no error on the rounded pixels
-    video[:, 0] = 0.0                               # frame 0 is given, not scored
-    video[:, 601:] = 1.0                            # frames 601-629 are not scored
+    video = truth + 0.3 / 255  # rounds back to the truth: no error on the rounded pixels
+    video[:, 0] = 0.0  # frame 0 is given, not scored
+    video[:, 601:] = 1.0  # frames 601-629 are not scored
     video[1, 1:601] = (truth[1, 1:601] + 2 / 255).clamp(0, 1)
     got = kaggle_psnr(video, truth)
-    assert got.shape == (2,) and got[0] == 100.0      # the ceiling, not infinity
-    errors = ((video[1, 1:601] * 255).round() - truth[1, 1:601] * 255) ** 2    # what the scorer sees
-    expected = (10 * torch.log10(255 ** 2 / errors.mean(dim=(1, 2, 3)))).mean()
+    assert got.shape == (2,) and got[0] == 100.0  # the ceiling, not infinity
+    errors = ((video[1, 1:601] * 255).round() - truth[1, 1:601] * 255) ** 2  # what the scorer sees
+    expected = (10 * torch.log10(255**2 / errors.mean(dim=(1, 2, 3)))).mean()
     assert math.isclose(got[1].item(), expected.item(), rel_tol=1e-5)

@@ -1,6 +1,7 @@
 """Every command the README shows composes as written: each `python -m cvae_video.<entry> ...` line goes through the
 entry point's own command-line check (real Hydra composition of its config, as a user's shell passes it), and each
 `make <target>` names a target of the Makefile."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,12 @@ from cvae_video import evaluate, predict, prepare_data, train
 from cvae_video.cli import check_command_line
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = {"train": train.ENTRY, "evaluate": evaluate.ENTRY, "predict": predict.ENTRY,
-           "prepare_data": prepare_data.ENTRY}
+ENTRIES = {
+    "train": train.ENTRY,
+    "evaluate": evaluate.ENTRY,
+    "predict": predict.ENTRY,
+    "prepare_data": prepare_data.ENTRY,
+}
 
 
 def readme_commands() -> list[str]:
@@ -37,13 +42,13 @@ def test_the_readme_shows_commands_of_every_entry_point():
 @pytest.mark.parametrize("command", [c for c in PYTHON if c.split()[2].removeprefix("cvae_video.") in ENTRIES])
 def test_each_readme_command_composes(command):
     words = shlex.split(command)
-    entry, args = ENTRIES[words[2].removeprefix("cvae_video.")], words[3:]   # a sweep (-m): its first job
+    entry, args = ENTRIES[words[2].removeprefix("cvae_video.")], words[3:]  # a sweep (-m): its first job
     if "--help" in args:
         with pytest.raises(SystemExit) as stopped:
             check_command_line(entry, args)
         assert stopped.value.code == 0
     else:
-        check_command_line(entry, args)   # an error would exit with its one line
+        check_command_line(entry, args)  # an error would exit with its one line
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("make ")])

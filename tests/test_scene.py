@@ -1,4 +1,5 @@
 """The default synthetic set is shaped like the course's: one performer, one room, a fixed camera, flicker."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,8 +13,14 @@ from cvae_video.errors import UserError
 @pytest.fixture(scope="module")
 def course_like(tmp_path_factory):
     """Two training videos, a validation and a test sequence of 200 frames: enough motion to measure."""
-    return generate(tmp_path_factory.mktemp("scene") / "set", seed=0, train_videos=2, train_video_len=200,
-                    test_videos=1, sequence_len=200)
+    return generate(
+        tmp_path_factory.mktemp("scene") / "set",
+        seed=0,
+        train_videos=2,
+        train_video_len=200,
+        test_videos=1,
+        sequence_len=200,
+    )
 
 
 def frames(folder):
@@ -26,26 +33,26 @@ def psnr(a, b):
 
 def test_one_room_in_every_video_and_split(course_like):
     rooms = [np.median(frames(course_like / d), axis=0) for d in ("train/train_img", "val/val_img", "test/test_gt/0")]
-    for room in rooms[1:]:   # the median frame of each video is the empty room: the same in all of them
+    for room in rooms[1:]:  # the median frame of each video is the empty room: the same in all of them
         assert np.abs(room - rooms[0]).mean() < 4 / 255
 
 
 def test_statistics_are_the_courses(course_like):
     val = frames(course_like / "val/val_img")
     room = np.median(val, axis=0)
-    person = (np.abs(val - room).max(axis=1) > 0.06).mean(axis=(1, 2))       # the person and the shadow
+    person = (np.abs(val - room).max(axis=1) > 0.06).mean(axis=(1, 2))  # the person and the shadow
     assert 0.02 < np.median(person) < 0.11
     copy_first = psnr(val[1:], val[:1]).mean()
-    assert 15 < copy_first < 23                                          # the course: 18.4 (15.4-22.9)
-    assert psnr(val[1:], val[:-1]).mean() > copy_first + 8              # motion is smooth
-    flicker = np.abs(val[1:] - val[:-1])[:, :, :4, :4] * 255           # a corner of wall: the camera's flicker
+    assert 15 < copy_first < 23  # the course: 18.4 (15.4-22.9)
+    assert psnr(val[1:], val[:-1]).mean() > copy_first + 8  # motion is smooth
+    flicker = np.abs(val[1:] - val[:-1])[:, :, :4, :4] * 255  # a corner of wall: the camera's flicker
     assert 0.5 < flicker.mean() < 6
 
 
 def test_labels_are_openpose_limbs_on_black(course_like):
     label = np.asarray(Image.open(course_like / "train/train_label/frame0.png"))
     assert (label.sum(-1) == 0).mean() > 0.8
-    assert len({tuple(c) for c in label.reshape(-1, 3) if c.max() == 255}) >= 3   # several limb colours
+    assert len({tuple(c) for c in label.reshape(-1, 3) if c.max() == 255}) >= 3  # several limb colours
 
 
 def test_another_look_is_another_performer_and_room_and_sizes_on_disk_are_free(tmp_path):
@@ -53,7 +60,7 @@ def test_another_look_is_another_performer_and_room_and_sizes_on_disk_are_free(t
     course = generate(tmp_path / "course", **kw)
     other = generate(tmp_path / "other", look=3, height=48, width=96, **kw)
     assert Image.open(other / "val/val_img/frame0.png").size == (96, 48)
-    a, b = frames(course / "val/val_img"), frames(other / "val/val_img")   # loaded at 32 x 64 alike
+    a, b = frames(course / "val/val_img"), frames(other / "val/val_img")  # loaded at 32 x 64 alike
     assert np.abs(a - b).mean() > 0.01 and look_of(3).shirt != COURSE_LOOK.shirt
     with pytest.raises(UserError, match="data.synthetic.scene"):
         generate(tmp_path / "x", scene="nope", **kw)

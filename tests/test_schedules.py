@@ -15,7 +15,7 @@ def test_monotonic_rises_over_ratio_of_epochs_then_holds():
 
 def test_cyclical_restarts_every_cycle():
     beta = [schedules.cyclical(e, cycle=10, ratio=1.0) for e in range(25)]
-    assert beta[0] == 0.0 and beta[9] == pytest.approx(0.9)     # the lab's frange_cycle_linear, ratio 1
+    assert beta[0] == 0.0 and beta[9] == pytest.approx(0.9)  # the lab's frange_cycle_linear, ratio 1
     assert beta[10] == 0.0 and beta[15] == pytest.approx(0.5) and beta[20] == 0.0
     half = [schedules.cyclical(e, cycle=4, ratio=0.5) for e in range(8)]
     assert half == pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0])
@@ -31,7 +31,7 @@ def test_linear_decay_holds_until_sde_then_falls_to_zero():
 def test_multiplicative_decay_is_the_reports_compounding_update():
     start, sde, d = 1.0, 2, 0.05
     tfr, expected = start, []
-    for epoch in range(12):                      # the report's recurrence, applied once per epoch
+    for epoch in range(12):  # the report's recurrence, applied once per epoch
         if epoch >= sde:
             tfr = max(tfr - d * (epoch - sde), 0.0)
         expected.append(tfr)

@@ -1,5 +1,6 @@
 """Sweeps: the lab's comparisons through Hydra's joblib launcher, the report on their output, a diverged run that
 does not end its sweep, W&B groups, and the launcher and search configs composing."""
+
 import json
 import os
 import subprocess
@@ -11,7 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from cvae_video.report import compare, main as report_main, reads_previous_frame
+from cvae_video.report import compare, reads_previous_frame
+from cvae_video.report import main as report_main
 from tests.conftest import CONF_DIR, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,11 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def sweep(sweep_dir: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
     """`python -m cvae_video.train -m` on the tiny set, its runs under sweep_dir/0, 1, ..."""
-    cmd = [sys.executable, "-m", "cvae_video.train", "-m", f"hydra.sweep.dir={sweep_dir}",
-           "paths.output_dir=${hydra:runtime.output_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cvae_video.train",
+        "-m",
+        f"hydra.sweep.dir={sweep_dir}",
+        "paths.output_dir=${hydra:runtime.output_dir}",
+    ]
     cmd += [o for o in tiny_overrides(data, sweep_dir) if not o.startswith(("paths.output_dir", "model="))]
-    return subprocess.run(cmd + list(overrides), cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"})
+    return subprocess.run(
+        cmd + list(overrides),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"},
+    )
 
 
 def status(run: Path) -> dict:
@@ -32,10 +46,19 @@ def status(run: Path) -> dict:
 
 @pytest.mark.slow
 def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tmp_path):
-    result = sweep(tmp_path / "sweep", tiny_root, "experiment=lab_comparison", "arm=baseline,tfr_linear", "lr.base=5e-4",
-                   "data.train_frame_step=1",   # the tiny set's videos are shorter than a clip of every 40th frame
-                   "seed=1", "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "hydra/launcher=joblib",
-                   "hydra.launcher.n_jobs=2")
+    result = sweep(
+        tmp_path / "sweep",
+        tiny_root,
+        "experiment=lab_comparison",
+        "arm=baseline,tfr_linear",
+        "lr.base=5e-4",
+        "data.train_frame_step=1",  # the tiny set's videos are shorter than a clip of every 40th frame
+        "seed=1",
+        "trainer.max_epochs=2",
+        "trainer.check_val_every_n_epoch=1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
@@ -44,7 +67,7 @@ def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tm
     report = report_main([str(tmp_path / "sweep")])
     text = report.read_text()
     assert "| baseline | 1 (1) | completed |" in text and "| tfr_linear | 1 (1) | completed |" in text
-    assert "| No KL annealing gives the best PSNR (vs monotonic) | not tested: " in text   # arms not in this sweep
+    assert "| No KL annealing gives the best PSNR (vs monotonic) | not tested: " in text  # arms not in this sweep
     assert "| Teacher forcing gives worse results than none | not tested: this sweep's model reads no previous" in text
     assert "teacher_forcing.png" in text
     assert (report.parent / "teacher_forcing.png").stat().st_size > 10_000
@@ -54,8 +77,18 @@ def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tm
 
 @pytest.mark.slow
 def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tiny_root, tmp_path):
-    result = sweep(tmp_path, tiny_root, "model=small", "lr.base=1e30,1e-3", "optim=adam", "kl=none", "tfr=off",
-                   "module.nan_patience=2", "trainer.limit_val_batches=0", "trainer.limit_train_batches=4")
+    result = sweep(
+        tmp_path,
+        tiny_root,
+        "model=small",
+        "lr.base=1e30,1e-3",
+        "optim=adam",
+        "kl=none",
+        "tfr=off",
+        "module.nan_patience=2",
+        "trainer.limit_val_batches=0",
+        "trainer.limit_train_batches=4",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     diverged, completed = status(tmp_path / "0"), status(tmp_path / "1")
     assert diverged["status"] == "diverged" and diverged["epoch"] == 0 and "lr.base" in diverged["error"]
@@ -69,11 +102,11 @@ def test_wandb_groups_a_sweep_and_tags_each_run(tiny_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for run, seed in (("0", 1), ("1", 2)):
         (offline,) = (tmp_path / "sw" / run / "wandb").glob("offline-run-*")
-        record = next(offline.glob("*.wandb")).read_bytes()         # the run's settings, as protobuf strings
+        record = next(offline.glob("*.wandb")).read_bytes()  # the run's settings, as protobuf strings
         assert b"train/sw" in record and f"seed={seed}".encode() in record
         table = json.loads(next(offline.rglob("psnr_per_frame*.table.json")).read_text())
         assert table["columns"] == ["frame", "psnr"] and len(table["data"]) == 11
-        assert next(offline.rglob("*.gif")).stat().st_size > 0      # the validation rollout
+        assert next(offline.rglob("*.gif")).stat().st_size > 0  # the validation rollout
 
 
 def hydra_config(overrides: list[str]):
@@ -85,16 +118,22 @@ def hydra_config(overrides: list[str]):
     return cfg
 
 
-@pytest.mark.parametrize("overrides", [
-    ["experiment=lab_comparison", "hydra/launcher=joblib"],
-    ["experiment=lab_comparison_gpu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=14"],
-    ["experiment=lab_comparison", "hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1"],
-    ["hparams_search=optuna"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=lab_comparison", "hydra/launcher=joblib"],
+        ["experiment=lab_comparison_gpu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=14"],
+        ["experiment=lab_comparison", "hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1"],
+        ["hparams_search=optuna"],
+    ],
+)
 def test_launchers_and_search_compose(overrides):
     cfg = hydra_config(overrides)
-    assert "joblib" in cfg.hydra.launcher._target_.lower() or "submitit" in cfg.hydra.launcher._target_.lower() \
+    assert (
+        "joblib" in cfg.hydra.launcher._target_.lower()
+        or "submitit" in cfg.hydra.launcher._target_.lower()
         or cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    )
     if "experiment=lab_comparison" in overrides:
         assert cfg.hydra.sweeper.params.arm.split(",")[0] == "baseline" and cfg.hydra.sweeper.params.seed == "1,2"
 
@@ -107,10 +146,10 @@ def test_every_key_the_optuna_search_sets_is_in_its_config():
 
 
 def test_verdict_rule_needs_a_difference_beyond_the_spread():
-    assert compare([30.0, 31.0], [28.0, 28.5]) == 1          # 2.25 dB apart, spreads 1.0 and 0.5
-    assert compare([30.0, 31.0], [29.8, 30.2]) == 0          # 0.5 dB apart, spread 1.0: inconclusive
+    assert compare([30.0, 31.0], [28.0, 28.5]) == 1  # 2.25 dB apart, spreads 1.0 and 0.5
+    assert compare([30.0, 31.0], [29.8, 30.2]) == 0  # 0.5 dB apart, spread 1.0: inconclusive
     assert compare([20.0, 20.5], [25.0, 25.1]) == -1
-    assert compare([20.0], [25.0]) == 0 and compare([], [25.0, 25.1]) == 0   # one seed: no spread to judge by
+    assert compare([20.0], [25.0]) == 0 and compare([], [25.0, 25.1]) == 0  # one seed: no spread to judge by
 
 
 @pytest.mark.parametrize("model,reads", [("seed", True), ("small", False), ("small_previous", True)])

@@ -13,9 +13,23 @@ from cvae_video.train import train
 from tests.conftest import CONF_DIR, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml") if p.stem != "checkpoint")   # evaluate's
-          for g in ("data", "model", "kl", "tfr", "optim", "lr", "trainer", "logger", "callbacks", "experiment", "arm",
-                    "debug")}
+GROUPS = {
+    g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml") if p.stem != "checkpoint")  # evaluate's
+    for g in (
+        "data",
+        "model",
+        "kl",
+        "tfr",
+        "optim",
+        "lr",
+        "trainer",
+        "logger",
+        "callbacks",
+        "experiment",
+        "arm",
+        "debug",
+    )
+}
 
 
 def preset_overrides(tiny_root, tmp_path) -> list[str]:
@@ -27,7 +41,7 @@ def preset_overrides(tiny_root, tmp_path) -> list[str]:
 def test_every_config_option_composes_and_instantiates(compose_train, tiny_root, tmp_path, group, option):
     tiny = preset_overrides(tiny_root, tmp_path) if group == "experiment" else tiny_overrides(tiny_root, tmp_path)
     cfg = compose_train(tiny + [f"{group}={option}"])
-    OmegaConf.to_container(cfg, resolve=True)           # every interpolation resolves
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, _partial_=True)(run_config=None)
     opt = module.configure_optimizers()
@@ -49,34 +63,50 @@ def test_lab_settings_are_the_defaults(compose_train, tiny_root, tmp_path):
     assert (cfg.data.frame_H, cfg.data.frame_W, cfg.data.partial, cfg.data.val_batch_size) == (32, 64, 1.0, 1)
     assert cfg.optim._target_ == "torch.optim.Adam" and cfg.data.train_frame_step == 1
     assert (cfg.kl._target_.rsplit(".", 1)[1], cfg.kl.cycle, cfg.kl.ratio) == ("cyclical", 10, 1)
-    lab_tfr = compose_train(["tfr=linear"]).tfr   # the lab's stated teacher forcing, one override away
-    assert (lab_tfr._target_.rsplit(".", 1)[1], lab_tfr.start, lab_tfr.tfr_sde, lab_tfr.tfr_d_step) == ("linear_decay", 1.0, 10, 0.1)
+    lab_tfr = compose_train(["tfr=linear"]).tfr  # the lab's stated teacher forcing, one override away
+    assert (lab_tfr._target_.rsplit(".", 1)[1], lab_tfr.start, lab_tfr.tfr_sde, lab_tfr.tfr_d_step) == (
+        "linear_decay",
+        1.0,
+        10,
+        0.1,
+    )
     # the README's deviations, each pinned: a change here must change the README's table too
     assert (cfg.module.clip_per_network, cfg.module.teacher_forcing_per, cfg.data.shuffle) == (True, "batch", True)
-    assert (cfg.tfr._target_.rsplit(".", 1)[1], cfg.tfr.value) == ("constant", 0.0)   # no teacher forcing
-    assert cfg.callbacks.beta.per_step is True   # beta moves every step (the lab: once an epoch)
+    assert (cfg.tfr._target_.rsplit(".", 1)[1], cfg.tfr.value) == ("constant", 0.0)  # no teacher forcing
+    assert cfg.callbacks.beta.per_step is True  # beta moves every step (the lab: once an epoch)
     assert compose_train(["trainer=gpu"]).trainer.precision == "bf16-mixed"
     report = compose_train([f"paths.output_dir={tmp_path}", "optim=adamw", "lr=constant", "lr.base=1e-4"])
     assert report.optim._target_ == "torch.optim.AdamW" and report.optim.lr == 1e-4
 
 
 def test_beta_per_step_moves_between_epoch_values(compose_train, tiny_root, tmp_path):
-    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + [
-        "trainer.limit_train_batches=4", "kl=cyclical", "kl.cycle=2", "callbacks.beta.per_step=true"])
+    cfg = compose_train(
+        tiny_overrides(tiny_root, tmp_path)
+        + ["trainer.limit_train_batches=4", "kl=cyclical", "kl.cycle=2", "callbacks.beta.per_step=true"]
+    )
     train(cfg)
     with open(tmp_path / "csv" / "version_0" / "metrics.csv", newline="") as f:
         beta = [float(r["schedule/beta"]) for r in csv.DictReader(f) if r.get("schedule/beta")]
-    assert beta == pytest.approx([0.0, 0.125, 0.25, 0.375])   # epoch 0 -> 0, epoch 1 -> 0.5, by batch of 4
+    assert beta == pytest.approx([0.0, 0.125, 0.25, 0.375])  # epoch 0 -> 0, epoch 1 -> 0.5, by batch of 4
 
 
 def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train, tiny_root, tmp_path):
     cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["trainer.max_epochs=2", "kl=monotonic", "kl.ratio=0.5"])
     metrics = train(cfg)
-    assert {"train/loss_epoch", "train/mse_epoch", "train/kl_epoch", "schedule/beta", "schedule/tfr", "schedule/lr",
-            "val/psnr", "val/ssim", "val/kaggle_psnr",
-            "time/train_minutes"} <= metrics.keys()
+    assert {
+        "train/loss_epoch",
+        "train/mse_epoch",
+        "train/kl_epoch",
+        "schedule/beta",
+        "schedule/tfr",
+        "schedule/lr",
+        "val/psnr",
+        "val/ssim",
+        "val/kaggle_psnr",
+        "time/train_minutes",
+    } <= metrics.keys()
     assert 0 < metrics["time/train_minutes"] < 5
-    assert metrics["schedule/beta"] == 1.0                              # epoch 1 of 2 with ratio 0.5
+    assert metrics["schedule/beta"] == 1.0  # epoch 1 of 2 with ratio 0.5
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert len(list((tmp_path / "checkpoints").glob("best-epoch*.ckpt"))) == 1
     curves = (tmp_path / "val_psnr_per_frame.jsonl").read_text().splitlines()
@@ -94,12 +124,24 @@ def test_teacher_forcing_follows_the_ratio(compose_train, tiny_root, tmp_path, t
     assert metrics["train/teacher_forcing"] == expected and metrics["schedule/tfr"] == expected
 
 
-@pytest.mark.parametrize("experiment", [pytest.param(e, marks=pytest.mark.skipif(
-    e.endswith("_gpu") and not torch.cuda.is_available(), reason="a GPU preset")) for e in GROUPS["experiment"]])
+@pytest.mark.parametrize(
+    "experiment",
+    [
+        pytest.param(
+            e, marks=pytest.mark.skipif(e.endswith("_gpu") and not torch.cuda.is_available(), reason="a GPU preset")
+        )
+        for e in GROUPS["experiment"]
+    ],
+)
 def test_every_experiment_preset_trains_and_validates(compose_train, tiny_root, tmp_path, experiment):
-    cfg = compose_train(preset_overrides(tiny_root, tmp_path) + [f"experiment={experiment}",
-                                                               "data.train_frame_step=3",   # 24-frame videos
-                                                                "trainer.check_val_every_n_epoch=1"])
+    cfg = compose_train(
+        preset_overrides(tiny_root, tmp_path)
+        + [
+            f"experiment={experiment}",
+            "data.train_frame_step=3",  # 24-frame videos
+            "trainer.check_val_every_n_epoch=1",
+        ]
+    )
     assert cfg.task_name == experiment
     metrics = train(cfg)
     assert metrics["train/skipped"] == 0 and torch.isfinite(torch.tensor(metrics["train/loss_epoch"]))
@@ -112,17 +154,33 @@ def test_same_seed_gives_same_metrics(compose_train, tiny_root, tmp_path):
 
 
 def test_nonfinite_loss_skips_the_step(compose_train, tiny_root, tmp_path):
-    cfg = compose_train(tiny_overrides(tiny_root, tmp_path) + ["lr.base=1e30", "optim=adam", "trainer.limit_train_batches=4",
-                                                               "trainer.limit_val_batches=0", "module.nan_patience=100",
-                                                               "kl=none", "tfr=off"])
+    cfg = compose_train(
+        tiny_overrides(tiny_root, tmp_path)
+        + [
+            "lr.base=1e30",
+            "optim=adam",
+            "trainer.limit_train_batches=4",
+            "trainer.limit_val_batches=0",
+            "module.nan_patience=100",
+            "kl=none",
+            "tfr=off",
+        ]
+    )
     metrics = train(cfg)
     assert metrics["train/skipped"] >= 1
 
 
 @pytest.mark.slow
 def test_cli_multirun_gives_one_run_per_option(tiny_root, tmp_path):
-    cmd = [sys.executable, "-m", "cvae_video.train", "-m", "kl=none,cyclical",
-           f"hydra.sweep.dir={tmp_path}", "paths.output_dir=${hydra:runtime.output_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cvae_video.train",
+        "-m",
+        "kl=none,cyclical",
+        f"hydra.sweep.dir={tmp_path}",
+        "paths.output_dir=${hydra:runtime.output_dir}",
+    ]
     cmd += [o for o in tiny_overrides(tiny_root, tmp_path) if not o.startswith("paths.output_dir")]
     cmd += ["trainer.limit_val_batches=0"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -159,13 +217,21 @@ def test_validating_mid_epoch_does_not_change_training(compose_train, tiny_root,
 
 
 def test_the_template_has_the_courses_activations_and_its_videos_are_clamped(compose_train, tmp_path):
-    cfg = compose_train([f"paths.output_dir={tmp_path}", "model=template", "model.frame_dim=16", "model.label_dim=8",
-                         "model.noise_dim=4", "model.fusion_dim=16"])
+    cfg = compose_train(
+        [
+            f"paths.output_dir={tmp_path}",
+            "model=template",
+            "model.frame_dim=16",
+            "model.label_dim=8",
+            "model.noise_dim=4",
+            "model.fusion_dim=16",
+        ]
+    )
     module = instantiate(cfg.module, _partial_=True)(run_config=None)
     layers = list(module.net.modules())
     assert not any(isinstance(m, torch.nn.Sigmoid) for m in layers)
     assert sum(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == 1.0 for m in layers) == 2
-    torch.nn.init.constant_(module.net.generator[-1].bias, 3.0)          # raw outputs far above 1
+    torch.nn.init.constant_(module.net.generator[-1].bias, 3.0)  # raw outputs far above 1
     poses, first = torch.rand(1, 5, 3, 32, 64), torch.rand(1, 1, 3, 32, 64)
     with torch.no_grad():
         video = module.rollout(first, poses)
@@ -175,15 +241,21 @@ def test_the_template_has_the_courses_activations_and_its_videos_are_clamped(com
 
 def test_progress_bar_off_trains_and_a_refused_trainer_option_is_one_line(compose_train, tiny_root, tmp_path):
     overrides = [o for o in tiny_overrides(tiny_root, tmp_path) if o != "~callbacks.progress_bar"]
-    assert "val/psnr" in train(compose_train(overrides))              # the config's RichProgressBar is left out
+    assert "val/psnr" in train(compose_train(overrides))  # the config's RichProgressBar is left out
     with pytest.raises(UserError, match=r"^trainer: .*val_check_interval"):
         train(compose_train(tiny_overrides(tiny_root, tmp_path / "bad") + ["trainer.val_check_interval=-3"]))
 
 
-@pytest.mark.parametrize("model", [["model=small"], ["model=template", "model.frame_dim=16", "model.label_dim=8",
-                                                     "model.noise_dim=4", "model.fusion_dim=16"]])
+@pytest.mark.parametrize(
+    "model",
+    [
+        ["model=small"],
+        ["model=template", "model.frame_dim=16", "model.label_dim=8", "model.noise_dim=4", "model.fusion_dim=16"],
+    ],
+)
 def test_learned_prior_trains_and_its_checkpoint_holds_it(compose_train, tiny_root, tmp_path, model):
     from cvae_video.inference import load_module
+
     metrics = train(compose_train(tiny_overrides(tiny_root, tmp_path) + model + ["model.prior=learned"]))
     assert metrics["train/skipped"] == 0 and 0 < metrics["train/kl_epoch"] < float("inf")
     module, _ = load_module(str(tmp_path / "checkpoints" / "last.ckpt"), torch.device("cpu"))

@@ -8,6 +8,7 @@ lies in `generated_sets` (the folder where the package keeps its generated sets,
 anywhere else that does not exist is an error, never a place to generate data (a mistyped path must not train
 on a generated set). An existing `root` is read as it is, whatever the settings.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,15 @@ class Clips(Dataset):
     """Windows of `clip_len` frames, every `frame_step`-th frame, within each video (`lab4.clip_windows`):
     (frames, poses), each (T, 3, H, W)."""
 
-    def __init__(self, frames: torch.Tensor, poses: torch.Tensor, starts: list[int], clip_len: int,
-                 fraction: float = 1.0, frame_step: int = 1):
+    def __init__(
+        self,
+        frames: torch.Tensor,
+        poses: torch.Tensor,
+        starts: list[int],
+        clip_len: int,
+        fraction: float = 1.0,
+        frame_step: int = 1,
+    ):
         self.frames, self.poses, self.clip_len, self.frame_step = frames, poses, clip_len, frame_step
         windows = lab4.clip_windows(starts, len(frames), clip_len, frame_step)
         self.windows = windows[: max(1, round(len(windows) * fraction))] if windows else []
@@ -33,7 +41,7 @@ class Clips(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def to(self, device: torch.device) -> "Clips":
+    def to(self, device: torch.device) -> Clips:
         """Keep the uint8 frames and poses on `device` (a GPU: clips are then sliced and converted there)."""
         self.frames, self.poses = self.frames.to(device), self.poses.to(device)
         return self
@@ -54,18 +62,34 @@ class TestSequences(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         seq = self.sequences[i]
-        item = {"id": seq["id"], "first_frame": seq["first_frame"][None].float() / 255,
-                "poses": seq["poses"][: self.length].float() / 255}
+        item = {
+            "id": seq["id"],
+            "first_frame": seq["first_frame"][None].float() / 255,
+            "poses": seq["poses"][: self.length].float() / 255,
+        }
         if seq["truth"] is not None:
             item["truth"] = seq["truth"][: self.length].float() / 255
         return item
 
 
 class LAB4DataModule(L.LightningDataModule):
-    def __init__(self, root: str, frame_H: int = 32, frame_W: int = 64, train_vi_len: int = 16,
-                 train_frame_step: int = 1, val_vi_len: int = 630, batch_size: int = 2, val_batch_size: int = 1, partial: float = 1.0,
-                 shuffle: bool = True, num_workers: int = 0, device_cache: bool = True,
-                 synthetic: dict | None = None, generated_sets: str | None = None):
+    def __init__(
+        self,
+        root: str,
+        frame_H: int = 32,
+        frame_W: int = 64,
+        train_vi_len: int = 16,
+        train_frame_step: int = 1,
+        val_vi_len: int = 630,
+        batch_size: int = 2,
+        val_batch_size: int = 1,
+        partial: float = 1.0,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        device_cache: bool = True,
+        synthetic: dict | None = None,
+        generated_sets: str | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.root = Path(root)
@@ -74,8 +98,12 @@ class LAB4DataModule(L.LightningDataModule):
     def generates_root(self) -> bool:
         """Whether `prepare_data` makes the set: a synthetic one, missing, and inside `generated_sets`."""
         sets = self.hparams.generated_sets
-        return (self.hparams.synthetic is not None and not self.root.exists() and sets is not None
-                and self.root.resolve().is_relative_to(Path(sets).resolve()))
+        return (
+            self.hparams.synthetic is not None
+            and not self.root.exists()
+            and sets is not None
+            and self.root.resolve().is_relative_to(Path(sets).resolve())
+        )
 
     def prepare_data(self) -> None:
         if self.generates_root():
@@ -88,8 +116,10 @@ class LAB4DataModule(L.LightningDataModule):
             raise lab4.DataError(f"data.root {self.root} is a file, not a folder ({lab4.LAYOUT})")
         hint = "check the path (the course's data: data=lab4 data.root=/path/to/LAB4_Dataset)"
         if self.hparams.synthetic is not None and self.hparams.generated_sets is not None:
-            hint += (f"; synthetic sets are generated only under paths.data_dir ({self.hparams.generated_sets}): "
-                     f"to make one here, python -m cvae_video.data.synthetic --root {self.root}")
+            hint += (
+                f"; synthetic sets are generated only under paths.data_dir ({self.hparams.generated_sets}): "
+                f"to make one here, python -m cvae_video.data.synthetic --root {self.root}"
+            )
         raise lab4.DataError(f"data.root {self.root} does not exist: {hint}")
 
     def setup(self, stage: str | None = None) -> None:
@@ -103,36 +133,51 @@ class LAB4DataModule(L.LightningDataModule):
             if len(self.train_set) == 0:
                 longest = max(b - a for a, b in zip(starts, starts[1:] + [len(frames)]))
                 span = (h.train_vi_len - 1) * h.train_frame_step + 1
-                raise lab4.DataError(f"{self.root / 'train'}: the longest video has {longest} frames, fewer than a "
-                                     f"clip spans ({span}: data.train_vi_len={h.train_vi_len}, "
-                                     f"data.train_frame_step={h.train_frame_step})")
+                raise lab4.DataError(
+                    f"{self.root / 'train'}: the longest video has {longest} frames, fewer than a "
+                    f"clip spans ({span}: data.train_vi_len={h.train_vi_len}, "
+                    f"data.train_frame_step={h.train_frame_step})"
+                )
             device = self.trainer.strategy.root_device if self.trainer is not None else None
             if h.device_cache and h.num_workers == 0 and device is not None and device.type == "cuda":
-                self.train_set.to(device)   # 23,410 LAB4 frames and poses are 288 MB as uint8
+                self.train_set.to(device)  # 23,410 LAB4 frames and poses are 288 MB as uint8
         if stage in ("fit", "validate", None) and self.val_set is None:
             frames, poses, starts = lab4.read_sequence_split(self.root, "val", h.frame_H, h.frame_W)
             self.val_set = Clips(frames, poses, starts, h.val_vi_len)
             if len(self.val_set) == 0:
-                raise lab4.DataError(f"validation sequence {self.root / 'val'}: {len(frames)} frames, "
-                                     f"shorter than the rollout data.val_vi_len={h.val_vi_len}")
+                raise lab4.DataError(
+                    f"validation sequence {self.root / 'val'}: {len(frames)} frames, "
+                    f"shorter than the rollout data.val_vi_len={h.val_vi_len}"
+                )
         if stage in ("test", "predict", None) and self.test_set is None:
             sequences = lab4.read_test_split(self.root, h.frame_H, h.frame_W)
             for seq in sequences:
                 if len(seq["poses"]) < h.val_vi_len:
-                    raise lab4.DataError(f"test sequence {seq['id']}: {len(seq['poses'])} pose images, "
-                                         f"shorter than data.val_vi_len={h.val_vi_len}")
+                    raise lab4.DataError(
+                        f"test sequence {seq['id']}: {len(seq['poses'])} pose images, "
+                        f"shorter than data.val_vi_len={h.val_vi_len}"
+                    )
             self.test_set = TestSequences(sequences, h.val_vi_len)
 
     def train_dataloader(self) -> DataLoader:
         batch_size = self.hparams.batch_size
-        return DataLoader(self.train_set, batch_size=batch_size, shuffle=self.hparams.shuffle,
-                          drop_last=len(self.train_set) > batch_size, num_workers=self.hparams.num_workers)
+        return DataLoader(
+            self.train_set,
+            batch_size=batch_size,
+            shuffle=self.hparams.shuffle,
+            drop_last=len(self.train_set) > batch_size,
+            num_workers=self.hparams.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         # Its own generator: creating a loader's iterator draws a seed, which would otherwise come from the global
         # generator and shift what training draws next by how often the run validates.
-        return DataLoader(self.val_set, batch_size=self.hparams.val_batch_size, num_workers=self.hparams.num_workers,
-                          generator=torch.Generator().manual_seed(0))
+        return DataLoader(
+            self.val_set,
+            batch_size=self.hparams.val_batch_size,
+            num_workers=self.hparams.num_workers,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=len(self.test_set), num_workers=self.hparams.num_workers)

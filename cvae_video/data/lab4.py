@@ -8,6 +8,7 @@
 
 Every problem found is raised as `DataError` with one line naming the file or folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,10 @@ from cvae_video.errors import UserError
 
 log = logging.getLogger(__name__)
 FRAME_NAME = re.compile(r"^frame(\d+)\.png$")
-LAYOUT = "expected LAB4 layout: train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/{i}, test/test_label/{i}"
+LAYOUT = (
+    "expected LAB4 layout: train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/{i}, "
+    "test/test_label/{i}"
+)
 
 
 class DataError(UserError):
@@ -74,8 +78,10 @@ def load_images(paths: list[Path], height: int, width: int) -> torch.Tensor:
                 if first_size is None:
                     first_size = img.size
                 elif img.size != first_size:
-                    raise DataError(f"{path}: size {img.size[0]}x{img.size[1]} differs from "
-                                    f"{first_size[0]}x{first_size[1]} of {paths[0]}")
+                    raise DataError(
+                        f"{path}: size {img.size[0]}x{img.size[1]} differs from "
+                        f"{first_size[0]}x{first_size[1]} of {paths[0]}"
+                    )
                 rgb = img.convert("RGB")
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise DataError(f"{path}: unreadable or corrupt PNG ({err})") from None
@@ -83,8 +89,10 @@ def load_images(paths: list[Path], height: int, width: int) -> torch.Tensor:
             rgb = rgb.resize((width, height), Image.BILINEAR)
         out[i] = np.asarray(rgb)
     if first_size is not None and first_size != (width, height):
-        log.warning(f"{paths[0].parent}: images of {first_size[0]}x{first_size[1]} resized to {width}x{height} "
-                    f"(data.frame_W x data.frame_H)")
+        log.warning(
+            f"{paths[0].parent}: images of {first_size[0]}x{first_size[1]} resized to {width}x{height} "
+            f"(data.frame_W x data.frame_H)"
+        )
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
 
 
@@ -96,7 +104,7 @@ def video_starts(split_dir: Path, first_index: int) -> list[int]:
     try:
         starts = json.loads(segments.read_text())["starts"]
     except (ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{segments}: expected {{\"starts\": [frame indices]}} ({err})") from None
+        raise DataError(f'{segments}: expected {{"starts": [frame indices]}} ({err})') from None
     return sorted(int(s) - first_index for s in starts)
 
 
@@ -116,8 +124,11 @@ def read_sequence_split(root: Path, split: str, height: int, width: int):
     split_dir = root / split
     image_paths, label_paths = paired_frames(split_dir / f"{split}_img", split_dir / f"{split}_label")
     first = int(FRAME_NAME.match(image_paths[0].name).group(1))
-    return (load_images(image_paths, height, width), load_images(label_paths, height, width),
-            video_starts(split_dir, first))
+    return (
+        load_images(image_paths, height, width),
+        load_images(label_paths, height, width),
+        video_starts(split_dir, first),
+    )
 
 
 def read_test_split(root: Path, height: int, width: int) -> list[dict]:
@@ -126,7 +137,7 @@ def read_test_split(root: Path, height: int, width: int) -> list[dict]:
     label_root = test / "test_label"
     if not label_root.is_dir():
         raise DataError(f"missing folder {label_root} ({LAYOUT})")
-    ids = sorted((int(d.name) for d in label_root.iterdir() if d.is_dir() and d.name.isdigit()))
+    ids = sorted(int(d.name) for d in label_root.iterdir() if d.is_dir() and d.name.isdigit())
     if not ids:
         raise DataError(f"empty folder {label_root}: no test sequences {{i}}/")
     sequences = []
@@ -137,6 +148,12 @@ def read_test_split(root: Path, height: int, width: int) -> list[dict]:
             raise DataError(f"missing first frame {first_path} of test sequence {i}")
         truth_dir = test / "test_gt" / str(i)
         truth = load_images(list(indexed_frames(truth_dir).values()), height, width) if truth_dir.is_dir() else None
-        sequences.append({"id": i, "first_frame": load_images([first_path], height, width)[0],
-                          "poses": load_images(label_paths, height, width), "truth": truth})
+        sequences.append(
+            {
+                "id": i,
+                "first_frame": load_images([first_path], height, width)[0],
+                "poses": load_images(label_paths, height, width),
+                "truth": truth,
+            }
+        )
     return sequences

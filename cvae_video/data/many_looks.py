@@ -8,6 +8,7 @@ the label is the pose as a pose estimator renders it: coloured limbs on black. U
 data (one performer, one room), no look repeats between videos: a test of generalisation to new looks.
 `cvae_video.data.synthetic` writes the videos in the LAB4 layout.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,23 +18,42 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 # Limbs as (from joint, to joint); the label palette gives each limb its own colour, as OpenPose does.
-LIMBS = [("hip", "neck"), ("neck", "head"),
-         ("neck", "l_elbow"), ("l_elbow", "l_hand"), ("neck", "r_elbow"), ("r_elbow", "r_hand"),
-         ("hip", "l_knee"), ("l_knee", "l_foot"), ("hip", "r_knee"), ("r_knee", "r_foot")]
-LABEL_PALETTE = [(255, 0, 0), (255, 170, 0), (170, 255, 0), (0, 255, 0), (0, 255, 170),
-                 (0, 170, 255), (0, 0, 255), (170, 0, 255), (255, 0, 170), (255, 255, 255)]
+LIMBS = [
+    ("hip", "neck"),
+    ("neck", "head"),
+    ("neck", "l_elbow"),
+    ("l_elbow", "l_hand"),
+    ("neck", "r_elbow"),
+    ("r_elbow", "r_hand"),
+    ("hip", "l_knee"),
+    ("l_knee", "l_foot"),
+    ("hip", "r_knee"),
+    ("r_knee", "r_foot"),
+]
+LABEL_PALETTE = [
+    (255, 0, 0),
+    (255, 170, 0),
+    (170, 255, 0),
+    (0, 255, 0),
+    (0, 255, 170),
+    (0, 170, 255),
+    (0, 0, 255),
+    (170, 0, 255),
+    (255, 0, 170),
+    (255, 255, 255),
+]
 SUPERSAMPLE = 4  # draw at 4x the saved size, then downsample: smooth edges
 
 
 @dataclass
 class Appearance:
-    background: tuple        # RGB
-    texture: str             # "flat", "stripes", "checker" or "gradient"
+    background: tuple  # RGB
+    texture: str  # "flat", "stripes", "checker" or "gradient"
     texture_colour: tuple
-    texture_period: float    # fraction of the frame height
-    limb_colours: list       # one RGB per limb
-    limb_widths: list        # fraction of the frame height, one per limb
-    lengths: dict            # segment lengths, fraction of the frame height
+    texture_period: float  # fraction of the frame height
+    limb_colours: list  # one RGB per limb
+    limb_widths: list  # fraction of the frame height, one per limb
+    lengths: dict  # segment lengths, fraction of the frame height
     head_radius: float
 
 
@@ -42,14 +62,23 @@ def random_appearance(rng: np.random.Generator) -> Appearance:
     torso, arm, leg = colour(), colour(), colour()
     limb_colours = [torso, colour()] + [arm] * 4 + [leg] * 4
     return Appearance(
-        background=colour(), texture=str(rng.choice(["flat", "stripes", "checker", "gradient"])),
-        texture_colour=colour(), texture_period=float(rng.uniform(0.15, 0.5)),
+        background=colour(),
+        texture=str(rng.choice(["flat", "stripes", "checker", "gradient"])),
+        texture_colour=colour(),
+        texture_period=float(rng.uniform(0.15, 0.5)),
         limb_colours=limb_colours,
-        limb_widths=[float(rng.uniform(0.05, 0.12))] + [float(rng.uniform(0.03, 0.06))] + [float(rng.uniform(0.03, 0.08))] * 4
+        limb_widths=[float(rng.uniform(0.05, 0.12))]
+        + [float(rng.uniform(0.03, 0.06))]
+        + [float(rng.uniform(0.03, 0.08))] * 4
         + [float(rng.uniform(0.04, 0.09))] * 4,
-        lengths={"torso": float(rng.uniform(0.22, 0.32)), "neck": float(rng.uniform(0.06, 0.1)),
-                 "upper_arm": float(rng.uniform(0.12, 0.18)), "fore_arm": float(rng.uniform(0.1, 0.16)),
-                 "thigh": float(rng.uniform(0.15, 0.22)), "shin": float(rng.uniform(0.13, 0.2))},
+        lengths={
+            "torso": float(rng.uniform(0.22, 0.32)),
+            "neck": float(rng.uniform(0.06, 0.1)),
+            "upper_arm": float(rng.uniform(0.12, 0.18)),
+            "fore_arm": float(rng.uniform(0.1, 0.16)),
+            "thigh": float(rng.uniform(0.15, 0.22)),
+            "shin": float(rng.uniform(0.13, 0.2)),
+        },
         head_radius=float(rng.uniform(0.06, 0.1)),
     )
 
@@ -65,18 +94,23 @@ def random_dance(rng: np.random.Generator, frames: int, fps: float = 30.0) -> di
         return base + sum(w * np.sin(2 * math.pi * f * t + p) for w, f, p in zip(weights, freqs, phases))
 
     return {
-        "x": wave(0.5, 0.3),             # hip position, fraction of the width: wanders across the frame
-        "y": wave(0.58, 0.05),           # fraction of the height
-        "torso": wave(0.0, 0.35),        # radians from vertical
-        "l_shoulder": wave(-2.3, 1.0), "r_shoulder": wave(2.3, 1.0),
-        "l_elbow": wave(0.6, 0.6), "r_elbow": wave(-0.6, 0.6),
-        "l_hip": wave(-0.3, 0.4), "r_hip": wave(0.3, 0.4),
-        "l_knee": wave(0.3, 0.4), "r_knee": wave(-0.3, 0.4),
+        "x": wave(0.5, 0.3),  # hip position, fraction of the width: wanders across the frame
+        "y": wave(0.58, 0.05),  # fraction of the height
+        "torso": wave(0.0, 0.35),  # radians from vertical
+        "l_shoulder": wave(-2.3, 1.0),
+        "r_shoulder": wave(2.3, 1.0),
+        "l_elbow": wave(0.6, 0.6),
+        "r_elbow": wave(-0.6, 0.6),
+        "l_hip": wave(-0.3, 0.4),
+        "r_hip": wave(0.3, 0.4),
+        "l_knee": wave(0.3, 0.4),
+        "r_knee": wave(-0.3, 0.4),
     }
 
 
 def joints(pose: dict[str, float], look: Appearance, height: float, width: float) -> dict[str, tuple]:
     """Joint positions in pixels; angles are measured from 'straight down' (0) counter-clockwise."""
+
     def step(origin, angle, length):
         return origin[0] + math.sin(angle) * length * height, origin[1] + math.cos(angle) * length * height
 
@@ -109,12 +143,16 @@ def background(look: Appearance, height: int, width: int) -> Image.Image:
     elif look.texture == "gradient":
         for y in range(height):
             a = y / max(1, height - 1)
-            draw.line([0, y, width, y], fill=tuple(int((1 - a) * b + a * c) for b, c in
-                                                   zip(look.background, look.texture_colour)))
+            draw.line(
+                [0, y, width, y],
+                fill=tuple(int((1 - a) * b + a * c) for b, c in zip(look.background, look.texture_colour)),
+            )
     return img
 
 
-def render(pose: dict[str, float], look: Appearance, size: tuple[int, int], backdrop: Image.Image) -> tuple[Image.Image, Image.Image]:
+def render(
+    pose: dict[str, float], look: Appearance, size: tuple[int, int], backdrop: Image.Image
+) -> tuple[Image.Image, Image.Image]:
     """(frame, label) at `size` = (H, W); `backdrop` is the appearance's background at the drawing scale."""
     height, width = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
     j = joints(pose, look, height, width)

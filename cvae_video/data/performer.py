@@ -12,6 +12,7 @@ A video is a script of actions drawn from `rng`; every pose parameter moves towa
 at a bounded rate and is then smoothed, so motion is continuous. `draw_video` yields (frame, label)
 pairs; `cvae_video.data.synthetic` writes them in the LAB4 layout.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-SUPERSAMPLE = 4   # draw at 4x the saved size, then downsample: smooth edges
-
+SUPERSAMPLE = 4  # draw at 4x the saved size, then downsample: smooth edges
 
 
 @dataclass(frozen=True)
 class Look:
     """The colours (RGB) of the room and of the performer."""
+
     wall: tuple = (197, 197, 201)
     floor_near: tuple = (160, 158, 156)
     floor_far: tuple = (178, 176, 174)
@@ -40,7 +41,7 @@ class Look:
     hair: tuple = (46, 34, 28)
 
 
-COURSE_LOOK = Look()   # look 0: a man in a blue shirt and dark trousers in a light-grey room, as in the course
+COURSE_LOOK = Look()  # look 0: a man in a blue shirt and dark trousers in a light-grey room, as in the course
 
 
 def look_of(number: int) -> Look:
@@ -51,18 +52,26 @@ def look_of(number: int) -> Look:
     grey = lambda base, spread: tuple(int(np.clip(base + rng.integers(-spread, spread + 1), 0, 255)) for _ in range(3))
     darker = lambda colour, gain: tuple(int(v * gain) for v in colour)
     wall = grey(int(rng.integers(175, 215)), 12)
-    return Look(wall=wall, floor_near=darker(wall, 0.8), floor_far=darker(wall, 0.9), skirting=darker(wall, 0.75),
-                door=darker(wall, 0.94), door_frame=darker(wall, 0.85),
-                shirt=tuple(int(v) for v in rng.integers(20, 230, 3)), trousers=grey(int(rng.integers(30, 90)), 25),
-                shoes=grey(30, 10), skin=(int(rng.integers(120, 230)), int(rng.integers(90, 180)), int(rng.integers(70, 150))),
-                hair=grey(int(rng.integers(20, 120)), 15))
+    return Look(
+        wall=wall,
+        floor_near=darker(wall, 0.8),
+        floor_far=darker(wall, 0.9),
+        skirting=darker(wall, 0.75),
+        door=darker(wall, 0.94),
+        door_frame=darker(wall, 0.85),
+        shirt=tuple(int(v) for v in rng.integers(20, 230, 3)),
+        trousers=grey(int(rng.integers(30, 90)), 25),
+        shoes=grey(30, 10),
+        skin=(int(rng.integers(120, 230)), int(rng.integers(90, 180)), int(rng.integers(70, 150))),
+        hair=grey(int(rng.integers(20, 120)), 15),
+    )
 
 
 # Where the room's lines are, as fractions of the frame height / width.
-HORIZON = 0.56    # the wall meets the floor
-DOOR_BOX = (0.74, 0.12, 0.86, HORIZON)   # left, top, right, bottom
-SHADOW_GAIN = 0.68        # the floor under the shadow keeps this fraction of its light
-FLICKER_DRIFT, FLICKER_NOISE = 0.6, 1.3   # grey levels: step of the global random walk, per-pixel noise std
+HORIZON = 0.56  # the wall meets the floor
+DOOR_BOX = (0.74, 0.12, 0.86, HORIZON)  # left, top, right, bottom
+SHADOW_GAIN = 0.68  # the floor under the shadow keeps this fraction of its light
+FLICKER_DRIFT, FLICKER_NOISE = 0.6, 1.3  # grey levels: step of the global random walk, per-pixel noise std
 
 # Body proportions as fractions of the standing height.
 HEAD_R, NECK, TORSO, UPPER_ARM, FOREARM, THIGH, SHIN = 0.065, 0.05, 0.30, 0.17, 0.15, 0.245, 0.235
@@ -70,11 +79,36 @@ SHOULDER_HALF, HIP_HALF = 0.095, 0.06
 WIDTH = {"torso_top": 0.19, "torso_bottom": 0.15, "arm": 0.06, "leg": 0.08, "hand": 0.035}
 
 # OpenPose (COCO-18) joints and limbs and its colour per limb: the label images.
-LIMBS = [("neck", "r_shoulder"), ("neck", "l_shoulder"), ("r_shoulder", "r_elbow"), ("r_elbow", "r_wrist"),
-         ("l_shoulder", "l_elbow"), ("l_elbow", "l_wrist"), ("neck", "r_hip"), ("r_hip", "r_knee"),
-         ("r_knee", "r_ankle"), ("neck", "l_hip"), ("l_hip", "l_knee"), ("l_knee", "l_ankle"), ("neck", "nose")]
-LIMB_COLOURS = [(255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-                (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255)]
+LIMBS = [
+    ("neck", "r_shoulder"),
+    ("neck", "l_shoulder"),
+    ("r_shoulder", "r_elbow"),
+    ("r_elbow", "r_wrist"),
+    ("l_shoulder", "l_elbow"),
+    ("l_elbow", "l_wrist"),
+    ("neck", "r_hip"),
+    ("r_hip", "r_knee"),
+    ("r_knee", "r_ankle"),
+    ("neck", "l_hip"),
+    ("l_hip", "l_knee"),
+    ("l_knee", "l_ankle"),
+    ("neck", "nose"),
+]
+LIMB_COLOURS = [
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+]
 
 # Actions and how often the script picks each.
 ACTIONS = {"walk": 0.38, "arms": 0.2, "crouch": 0.14, "idle": 0.18, "approach": 0.1}
@@ -89,8 +123,16 @@ def _script(rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
     raise_l, raise_r  arms, 0 = down, 1 = up        crouch 0 = standing, 1 = deep crouch
     phase  gait phase (radians; advances while walking)
     """
-    state = {"x": rng.uniform(0.2, 0.8), "dist": rng.uniform(0.95, 1.5), "side": 0.0, "facing": 1.0,
-             "raise_l": 0.0, "raise_r": 0.0, "crouch": 0.0, "phase": 0.0}
+    state = {
+        "x": rng.uniform(0.2, 0.8),
+        "dist": rng.uniform(0.95, 1.5),
+        "side": 0.0,
+        "facing": 1.0,
+        "raise_l": 0.0,
+        "raise_r": 0.0,
+        "crouch": 0.0,
+        "phase": 0.0,
+    }
     out = {k: np.empty(length) for k in state}
     names, probs = list(ACTIONS), np.array(list(ACTIONS.values()))
     t = 0
@@ -100,17 +142,23 @@ def _script(rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
         walking = action in ("walk", "approach")
         if action == "walk":
             x = state["x"]
-            target.update(x=float(np.clip(x + rng.choice([-1, 1]) * rng.uniform(0.25, 0.6), 0.1, 0.9)),
-                          dist=rng.uniform(0.9, 1.6), side=1.0)
+            target.update(
+                x=float(np.clip(x + rng.choice([-1, 1]) * rng.uniform(0.25, 0.6), 0.1, 0.9)),
+                dist=rng.uniform(0.9, 1.6),
+                side=1.0,
+            )
             duration = int(abs(target["x"] - x) / RATES["x"] * state["dist"]) + 10
-        elif action == "approach":   # up to the camera, a pause there, and back
+        elif action == "approach":  # up to the camera, a pause there, and back
             target.update(x=rng.uniform(0.35, 0.65), dist=rng.uniform(0.42, 0.55), side=0.2)
             duration = int(rng.integers(110, 170))
         elif action == "arms":
             both = rng.random() < 0.5
             left = both or rng.random() < 0.5
-            target.update(raise_l=float(left) * rng.uniform(0.6, 1.0), raise_r=float(both or not left) * rng.uniform(0.6, 1.0),
-                          side=0.0)
+            target.update(
+                raise_l=float(left) * rng.uniform(0.6, 1.0),
+                raise_r=float(both or not left) * rng.uniform(0.6, 1.0),
+                side=0.0,
+            )
             duration = int(rng.integers(40, 90))
         elif action == "crouch":
             target.update(crouch=rng.uniform(0.55, 1.0), side=0.0)
@@ -125,14 +173,14 @@ def _script(rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
                     goal = 1.2
                 move = np.clip(goal - state[name], -RATES[name], RATES[name])
                 if name == "x":
-                    move /= state["dist"]            # nearer, the same walk crosses more of the frame
+                    move /= state["dist"]  # nearer, the same walk crosses more of the frame
                 state[name] += move
             if walking:
                 dx = target["x"] - state["x"]
                 if abs(dx) > 0.01:
                     state["facing"] = math.copysign(1.0, dx)
                 state["phase"] += 0.26
-            else:   # the legs come to rest
+            else:  # the legs come to rest
                 state["phase"] += (round(state["phase"] / math.pi) * math.pi - state["phase"]) * 0.2
             for name in out:
                 out[name][t] = state[name]
@@ -148,9 +196,9 @@ def _skeleton(p: dict[str, float], height: float, width: float) -> tuple[dict[st
     """Joint positions in pixels at the drawing scale, and the standing height in pixels."""
     h = height * 0.74 / p["dist"]
     side, facing, crouch = p["side"], p["facing"], p["crouch"]
-    swing = math.sin(p["phase"]) * side           # leg and arm swing show side-on only
+    swing = math.sin(p["phase"]) * side  # leg and arm swing show side-on only
 
-    def step(origin, angle, length):              # angle 0 = straight down, counter-clockwise
+    def step(origin, angle, length):  # angle 0 = straight down, counter-clockwise
         return origin[0] + math.sin(angle) * length * h, origin[1] + math.cos(angle) * length * h
 
     lean = facing * side * 0.08 + facing * crouch * 0.25 * side
@@ -166,9 +214,9 @@ def _skeleton(p: dict[str, float], height: float, width: float) -> tuple[dict[st
         j[f"{name}_shoulder"], j[f"{name}_elbow"] = shoulder, elbow
         j[f"{name}_wrist"] = step(elbow, arm + sign * 0.25 * raised + facing * 0.2 * side, FOREARM)
         hip_joint = (sign * half_hip * h, 0.0)
-        bend = 1.1 * crouch                        # a crouch bends both knees
+        bend = 1.1 * crouch  # a crouch bends both knees
         thigh = facing * (-swing_sign * 0.42 * swing + bend * max(side, 0.35)) + sign * 0.06 * (1 - side)
-        if not side:   # facing the camera a crouch spreads the knees
+        if not side:  # facing the camera a crouch spreads the knees
             thigh += sign * 0.5 * crouch
         knee = step(hip_joint, thigh, THIGH * (1 - 0.35 * crouch * (1 - side)))
         gait_bend = 0.45 * max(0.0, math.sin(p["phase"] + swing_sign * math.pi / 2)) * side
@@ -195,9 +243,11 @@ def _room(look: Look, height: int, width: int) -> Image.Image:
     img = Image.new("RGB", (width, height), look.wall)
     draw = ImageDraw.Draw(img)
     top = int(HORIZON * height)
-    for y in range(top, height):   # the floor darkens toward the camera
+    for y in range(top, height):  # the floor darkens toward the camera
         a = (y - top) / max(1, height - top - 1)
-        draw.line([0, y, width, y], fill=tuple(round((1 - a) * f + a * n) for f, n in zip(look.floor_far, look.floor_near)))
+        draw.line(
+            [0, y, width, y], fill=tuple(round((1 - a) * f + a * n) for f, n in zip(look.floor_far, look.floor_near))
+        )
     left, dtop, right, bottom = (v * s for v, s in zip(DOOR_BOX, (width, height, width, height)))
     draw.rectangle([left, dtop, right, bottom], fill=look.door_frame)
     inset = 0.012 * width
@@ -215,22 +265,27 @@ def _draw(p: dict[str, float], look: Look, room: Image.Image, shadowed: Image.Im
     feet_x = (j["l_ankle"][0] + j["r_ankle"][0]) / 2
     feet_y = max(j["l_ankle"][1], j["r_ankle"][1]) + 0.03 * h
     mask = Image.new("L", room.size)
-    ImageDraw.Draw(mask).ellipse([feet_x - 0.12 * h, feet_y - 0.035 * h, feet_x + 0.32 * h, feet_y + 0.03 * h], fill=255)
+    ImageDraw.Draw(mask).ellipse(
+        [feet_x - 0.12 * h, feet_y - 0.035 * h, feet_x + 0.32 * h, feet_y + 0.03 * h], fill=255
+    )
     frame.paste(shadowed, mask=mask)
     draw = ImageDraw.Draw(frame)
     facing = p["facing"]
     far, near = ("l", "r") if facing > 0 else ("r", "l")
-    for side in (far, near):   # legs, then shoes
+    for side in (far, near):  # legs, then shoes
         _limb(draw, j[f"{side}_hip"], j[f"{side}_knee"], look.trousers, WIDTH["leg"] * h)
         _limb(draw, j[f"{side}_knee"], j[f"{side}_ankle"], look.trousers, WIDTH["leg"] * h * 0.9)
         ax, ay = j[f"{side}_ankle"]
         toe = ax + facing * p["side"] * 0.07 * h
         _limb(draw, (min(ax, toe), ay), (max(ax, toe), ay), look.shoes, WIDTH["leg"] * h * 0.8)
     # The torso: a trapezoid from the shoulders to the hips.
-    top, bottom = WIDTH["torso_top"] * h / 2 * (1 - 0.5 * p["side"]), WIDTH["torso_bottom"] * h / 2 * (1 - 0.5 * p["side"])
+    top, bottom = (
+        WIDTH["torso_top"] * h / 2 * (1 - 0.5 * p["side"]),
+        WIDTH["torso_bottom"] * h / 2 * (1 - 0.5 * p["side"]),
+    )
     (nx, ny), (hx, hy) = j["neck"], j["hip"]
     draw.polygon([(nx - top, ny), (nx + top, ny), (hx + bottom, hy), (hx - bottom, hy)], fill=look.shirt)
-    for side in (far, near):   # arms: sleeves, then the hand
+    for side in (far, near):  # arms: sleeves, then the hand
         _limb(draw, j[f"{side}_shoulder"], j[f"{side}_elbow"], look.shirt, WIDTH["arm"] * h)
         _limb(draw, j[f"{side}_elbow"], j[f"{side}_wrist"], look.skin, WIDTH["arm"] * h * 0.7)
         wx, wy = j[f"{side}_wrist"]
@@ -256,11 +311,14 @@ def draw_video(rng: np.random.Generator, length: int, size: tuple[int, int], loo
     room = _room(colours, height * SUPERSAMPLE, width * SUPERSAMPLE)
     shadowed = Image.fromarray((np.asarray(room, dtype=np.float32) * SHADOW_GAIN).astype(np.uint8))
     script = _script(rng, length)
-    drift = np.zeros(length)                     # slow global brightness (grey levels): a mean-reverting walk
+    drift = np.zeros(length)  # slow global brightness (grey levels): a mean-reverting walk
     for k, step in enumerate(rng.normal(0, FLICKER_DRIFT, length)):
         drift[k] = 0.95 * drift[k - 1] + step if k else step
     for k in range(length):
         frame, label = _draw({name: float(v[k]) for name, v in script.items()}, colours, room, shadowed)
         pixels = np.asarray(frame.resize((width, height), Image.BOX), dtype=np.float32)
         pixels += drift[k] + rng.normal(0, FLICKER_NOISE, pixels.shape).astype(np.float32)
-        yield Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)), label.resize((width, height), Image.BOX)
+        yield (
+            Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)),
+            label.resize((width, height), Image.BOX),
+        )

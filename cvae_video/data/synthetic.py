@@ -11,6 +11,7 @@ of worker processes, and the validation and test sequences do not depend on the 
 
     python -m cvae_video.data.synthetic --root data/performer_v1 [--scene performer] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,18 @@ SCENES = {"performer": performer.draw_video, "many_looks": many_looks.draw_video
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-def _write_video(draw, seed: int, split: str, video: int, length: int, size: tuple[int, int],
-                 frame_dir: Path | None, label_dir: Path, first_index: int = 0,
-                 first_frame_dir: Path | None = None) -> None:
+def _write_video(
+    draw,
+    seed: int,
+    split: str,
+    video: int,
+    length: int,
+    size: tuple[int, int],
+    frame_dir: Path | None,
+    label_dir: Path,
+    first_index: int = 0,
+    first_frame_dir: Path | None = None,
+) -> None:
     """Draw one video with `draw` (a scene's `draw_video`) and save its PNGs; `first_frame_dir` gets frame 0
     only (the test split's layout)."""
     rng = np.random.default_rng([seed, SPLITS[split], video])
@@ -46,9 +56,20 @@ def _write_video(draw, seed: int, split: str, video: int, length: int, size: tup
             frame.save(first_frame_dir / name)
 
 
-def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: int = 0, train_videos: int = 38,
-             train_video_len: int = 616, val_videos: int = 1, test_videos: int = 5, sequence_len: int = 630,
-             height: int = 32, width: int = 64, workers: int | None = None) -> Path:
+def generate(
+    root: str | Path,
+    scene: str = "performer",
+    look: int = 0,
+    seed: int = 0,
+    train_videos: int = 38,
+    train_video_len: int = 616,
+    val_videos: int = 1,
+    test_videos: int = 5,
+    sequence_len: int = 630,
+    height: int = 32,
+    width: int = 64,
+    workers: int | None = None,
+) -> Path:
     """Write the whole data set under `root` (built in a temporary folder, then renamed into place).
 
     The defaults are the course's sizes: 38 x 616 = 23,408 training frames, one validation sequence and
@@ -61,16 +82,18 @@ def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: in
         raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
     draw = partial(performer.draw_video, look=look) if look else SCENES[scene]
     root = Path(root)
-    tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")   # one per process: parallel runs may all generate
+    tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")  # one per process: parallel runs may all generate
     shutil.rmtree(tmp, ignore_errors=True)
-    video = partial(_write_video, draw, seed, size=(height, width))   # one job per video, each its own stream
+    video = partial(_write_video, draw, seed, size=(height, width))  # one job per video, each its own stream
     jobs = []
     for split, count, length in (("train", train_videos, train_video_len), ("val", val_videos, sequence_len)):
         images, labels = tmp / split / f"{split}_img", tmp / split / f"{split}_label"
         images.mkdir(parents=True)
         labels.mkdir(parents=True)
-        jobs += [partial(video, split, v, length, frame_dir=images, label_dir=labels, first_index=v * length)
-                 for v in range(count)]
+        jobs += [
+            partial(video, split, v, length, frame_dir=images, label_dir=labels, first_index=v * length)
+            for v in range(count)
+        ]
     starts = [v * train_video_len for v in range(train_videos)]
     (tmp / "train" / "segments.json").write_text(json.dumps({"starts": starts}))
     for i in range(test_videos):
@@ -79,19 +102,19 @@ def generate(root: str | Path, scene: str = "performer", look: int = 0, seed: in
             d.mkdir(parents=True)
         jobs.append(partial(video, "test", i, sequence_len, frame_dir=truth, label_dir=labels, first_frame_dir=first))
     frames = train_videos * train_video_len + (val_videos + test_videos) * sequence_len
-    workers = workers or (os.cpu_count() or 1 if frames > 5000 else 1)   # a process costs ~1 s to start
+    workers = workers or (os.cpu_count() or 1 if frames > 5000 else 1)  # a process costs ~1 s to start
     # Inside a worker of joblib's loky (a sweep's hydra/launcher=joblib) the start method is "loky", which a
     # spawned child cannot set again: draw in this process there.
     if workers == 1 or get_start_method(allow_none=True) not in (None, *get_all_start_methods()):
         for job in jobs:
             job()
-    else:   # spawn: the workers need neither torch nor the parent's threads
+    else:  # spawn: the workers need neither torch nor the parent's threads
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
     try:
         tmp.rename(root)
-    except OSError:   # another process (a parallel run of a sweep) wrote the same set first
+    except OSError:  # another process (a parallel run of a sweep) wrote the same set first
         if not root.is_dir():
             raise
         shutil.rmtree(tmp)
@@ -102,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default="data/performer_v1", help="folder to create (must not exist)")
     p.add_argument("--scene", default="performer", choices=sorted(SCENES))
-    p.add_argument("--look", type=int, default=0,
-                   help="the performer's look: 0 the course's, others drawn (held-out sets)")
+    p.add_argument(
+        "--look", type=int, default=0, help="the performer's look: 0 the course's, others drawn (held-out sets)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-videos", type=int, default=38)
     p.add_argument("--train-video-len", type=int, default=616)
@@ -116,8 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if Path(a.root).exists():
         raise SystemExit(f"error: {a.root} already exists; remove it or pick another --root")
-    root = generate(a.root, a.scene, a.look, a.seed, a.train_videos, a.train_video_len, a.val_videos, a.test_videos,
-                    a.sequence_len, a.height, a.width, a.workers)
+    root = generate(
+        a.root,
+        a.scene,
+        a.look,
+        a.seed,
+        a.train_videos,
+        a.train_video_len,
+        a.val_videos,
+        a.test_videos,
+        a.sequence_len,
+        a.height,
+        a.width,
+        a.workers,
+    )
     print(f"wrote {root}")
 
 

@@ -1,5 +1,6 @@
 """Faster free-running steps for rollouts: one CUDA graph per step (`CapturedStep`) or torch.compile
 (`CompiledStep`). `SequenceCVAE._free_running_step` picks one; training never uses them."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -18,13 +19,18 @@ class CapturedStep:
     """
 
     def __init__(self, step, *example: torch.Tensor):
-        autocast = partial(torch.autocast, "cuda", dtype=torch.get_autocast_dtype("cuda"),
-                           enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False)
+        autocast = partial(
+            torch.autocast,
+            "cuda",
+            dtype=torch.get_autocast_dtype("cuda"),
+            enabled=torch.is_autocast_enabled("cuda"),
+            cache_enabled=False,
+        )
         self.inputs = [x.clone() for x in example]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), autocast():
-            for _ in range(2):   # warm-up: lazy initialisation and cuDNN autotuning stay out of the graph
+            for _ in range(2):  # warm-up: lazy initialisation and cuDNN autotuning stay out of the graph
                 step(*self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()

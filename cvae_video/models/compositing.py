@@ -14,6 +14,7 @@ learn to reproduce the background before it can learn anything about the figure.
 Frame "features" are the frame's pixels followed by learned maps, so the decoder can read the pixels of
 the previous and first frames; the interfaces are those of `sequence.SequenceCVAE`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,7 @@ def group_norm(ch: int) -> nn.GroupNorm:
 
 def conv_norm_act(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     """3x3 convolution, GroupNorm, LeakyReLU."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), group_norm(out_ch),
-                         nn.LeakyReLU(SLOPE))
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), group_norm(out_ch), nn.LeakyReLU(SLOPE))
 
 
 class NormedResidualBlock(nn.Module):
@@ -110,8 +110,9 @@ class UNetFusion(nn.Module):
         self.at_full_res = conv_norm_act(in_ch, c1)
         self.to_half_res = conv_norm_act(c1, c2, stride=2)
         self.to_quarter_res = conv_norm_act(c2, c3, stride=2)
-        self.mix = nn.Sequential(conv_norm_act(c3 + noise_ch, c3), GlobalContext(c3),
-                                 *[NormedResidualBlock(c3) for _ in range(blocks)])
+        self.mix = nn.Sequential(
+            conv_norm_act(c3 + noise_ch, c3), GlobalContext(c3), *[NormedResidualBlock(c3) for _ in range(blocks)]
+        )
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
         full = self.at_full_res(x)
@@ -151,11 +152,11 @@ class PartAppearance(nn.Module):
         self.code = nn.Conv2d(frame_ch, code_dim, 1)
 
     def forward(self, pose_feat: torch.Tensor, first_feat: torch.Tensor, first_pose_feat: torch.Tensor):
-        where_0 = torch.softmax(self.parts(first_pose_feat), 1)[:, 1:]                 # (N, K, H, W)
-        where_t = torch.softmax(self.parts(pose_feat), 1)[:, 1:]                       # (N, K, H, W)
-        look = torch.cat([first_feat[:, :3], self.code(first_feat)], 1)               # (N, 3 + code, H, W)
+        where_0 = torch.softmax(self.parts(first_pose_feat), 1)[:, 1:]  # (N, K, H, W)
+        where_t = torch.softmax(self.parts(pose_feat), 1)[:, 1:]  # (N, K, H, W)
+        look = torch.cat([first_feat[:, :3], self.code(first_feat)], 1)  # (N, 3 + code, H, W)
         mean_look = torch.einsum("nkhw,nchw->nkc", where_0, look) / (where_0.sum((2, 3))[..., None] + 1e-3)
-        painted = torch.einsum("nkhw,nkc->nchw", where_t, mean_look)                   # (N, 3 + code, H, W)
+        painted = torch.einsum("nkhw,nkc->nchw", where_t, mean_look)  # (N, 3 + code, H, W)
         return painted[:, :3], painted[:, 3:]
 
 
@@ -165,12 +166,23 @@ class CompositingCVAE(SequenceCVAE):
 
     latent_scale = 4
 
-    def __init__(self, frame_dim: int = 16, label_dim: int = 16, noise_dim: int = 8,
-                 widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 2, max_shift: float = 4.0,
-                 sources: tuple[str, ...] = ("first", "previous", "paint", "parts"), parts: int = 10,
-                 code_dim: int = 16, label_layers: int = 1,
-                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False,
-                 prior: str = "fixed"):
+    def __init__(
+        self,
+        frame_dim: int = 16,
+        label_dim: int = 16,
+        noise_dim: int = 8,
+        widths: tuple[int, int, int] = (32, 64, 128),
+        blocks: int = 2,
+        max_shift: float = 4.0,
+        sources: tuple[str, ...] = ("first", "previous", "paint", "parts"),
+        parts: int = 10,
+        code_dim: int = 16,
+        label_layers: int = 1,
+        time_chunk: int | None = None,
+        channels_last: bool = True,
+        cuda_graphs: bool = False,
+        prior: str = "fixed",
+    ):
         super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
         self.max_shift, self.sources = max_shift, tuple(sources)
         self.reads_previous = "previous" in self.sources
@@ -178,7 +190,7 @@ class CompositingCVAE(SequenceCVAE):
         self.frame_encoder = PixelsAndFeatures(frame_dim)
         self.label_encoder = PoseFeatures(label_dim, label_layers)
         self.posterior = UNetPosterior(frame_dim + label_dim, widths[2], noise_dim)
-        if prior == "learned":   # p(z_t | frame 0 and its pose, pose_t): it reads no previous frame
+        if prior == "learned":  # p(z_t | frame 0 and its pose, pose_t): it reads no previous frame
             self.learned_prior = UNetPosterior(frame_dim + 2 * label_dim, widths[2], noise_dim)
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
@@ -191,24 +203,29 @@ class CompositingCVAE(SequenceCVAE):
         """Frame 0's features and its pose's features: (N, F + L, H, W)."""
         return torch.cat([first_feat, self.label_encoder(first_pose[:, None])[:, 0]], 1)
 
-    def prior_inputs(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
-                     context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def prior_inputs(
+        self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The learned prior reads frame 0's context (F + L channels) and this pose, not the previous frame."""
         return context, pose_feat
 
-    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
-               context: torch.Tensor) -> torch.Tensor:
-        first_feat, first_pose_feat = context[:, :self.frame_dim], context[:, self.frame_dim:]
+    def decode(
+        self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
+        first_feat, first_pose_feat = context[:, : self.frame_dim], context[:, self.frame_dim :]
         part_colour, part_code = self.appearance(pose_feat, first_feat, first_pose_feat)
-        if not self.reads_previous:   # zeros in its place: one checkpoint layout serves both settings
+        if not self.reads_previous:  # zeros in its place: one checkpoint layout serves both settings
             prev_feat = torch.zeros_like(prev_feat)
         x = torch.cat([prev_feat, pose_feat, first_feat, first_pose_feat, part_colour, part_code], 1)
-        out = self.generator(self.fusion(x, z))                                                 # (N, 9, H, W)
-        weights = torch.softmax(out[:, 3:3 + len(self.sources)], 1)                             # (N, sources, H, W)
-        make = {"first": lambda: first_feat[:, :3], "paint": lambda: torch.sigmoid(out[:, :3]),
-                "parts": lambda: part_colour,
-                "previous": lambda: self.shifted(prev_feat[:, :3], torch.tanh(out[:, 7:9]) * self.max_shift)}
-        sources = torch.stack([make[name]() for name in self.sources], 1)                       # (N, sources, 3, H, W)
+        out = self.generator(self.fusion(x, z))  # (N, 9, H, W)
+        weights = torch.softmax(out[:, 3 : 3 + len(self.sources)], 1)  # (N, sources, H, W)
+        make = {
+            "first": lambda: first_feat[:, :3],
+            "paint": lambda: torch.sigmoid(out[:, :3]),
+            "parts": lambda: part_colour,
+            "previous": lambda: self.shifted(prev_feat[:, :3], torch.tanh(out[:, 7:9]) * self.max_shift),
+        }
+        sources = torch.stack([make[name]() for name in self.sources], 1)  # (N, sources, 3, H, W)
         return (weights.unsqueeze(2) * sources).sum(1)
 
     def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor):
@@ -223,9 +240,11 @@ class CompositingCVAE(SequenceCVAE):
         """Backward warp: pixel p of the result is `image` at p + shift[p] (bilinear). image (N, 3, H, W),
         shift (N, 2, H, W) in pixels (x, y)."""
         n, _, h, w = image.shape
-        ys, xs = torch.meshgrid(torch.arange(h, device=image.device, dtype=image.dtype),
-                                torch.arange(w, device=image.device, dtype=image.dtype), indexing="ij")
-        x = (xs + shift[:, 0]) * (2 / (w - 1)) - 1                                               # (N, H, W)
+        ys, xs = torch.meshgrid(
+            torch.arange(h, device=image.device, dtype=image.dtype),
+            torch.arange(w, device=image.device, dtype=image.dtype),
+            indexing="ij",
+        )
+        x = (xs + shift[:, 0]) * (2 / (w - 1)) - 1  # (N, H, W)
         y = (ys + shift[:, 1]) * (2 / (h - 1)) - 1
-        return F.grid_sample(image, torch.stack([x, y], -1), mode="bilinear", padding_mode="border",
-                             align_corners=True)
+        return F.grid_sample(image, torch.stack([x, y], -1), mode="bilinear", padding_mode="border", align_corners=True)

@@ -12,6 +12,7 @@ inference (prior z, own outputs) both run it. Only the free-running part is sequ
 frame is the model's own output); everything else (encoding ground-truth frames and poses, the
 posterior, and under teacher forcing the whole step) runs over many time steps per network call.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -34,14 +35,13 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     float32 or wider: under bf16 autocast mu and logvar come in bf16, whose 8-bit mantissa would round a KL of
     thousands to steps of 16 or more.
     """
-    dtype = torch.promote_types(mu.dtype, torch.float32)   # bf16 / fp16 up to float32; float64 stays
+    dtype = torch.promote_types(mu.dtype, torch.float32)  # bf16 / fp16 up to float32; float64 stays
     mu, logvar = mu.to(dtype), logvar.to(dtype)
     terms = 1 + logvar - mu.pow(2) - logvar.exp()
     return -0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu.shape[0]
 
 
-def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
-                logvar_p: torch.Tensor) -> torch.Tensor:
+def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
     """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) between diagonal Gaussians, normalised as
     `kl_to_standard_normal` (summed over latent elements, averaged over the batch; at least float32).
     (B, T, N, h, w) each -> (T,)."""
@@ -51,8 +51,9 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
     return 0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu_q.shape[0]
 
 
-def sequence_loss(preds: torch.Tensor, frames: torch.Tensor, kls: torch.Tensor,
-                  beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sequence_loss(
+    preds: torch.Tensor, frames: torch.Tensor, kls: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The training loss: sum over frames of each frame's MSE, plus beta times the summed KL.
 
     preds (B, T-1, 3, H, W), frames (B, T, 3, H, W) (frame 0 is given, not predicted), kls (T-1,).
@@ -96,20 +97,20 @@ class SequenceCVAE(nn.Module):
 
     PRIORS = ("fixed", "learned")
 
-    latent_scale = 1   # the latent's downsampling factor against the frame
+    latent_scale = 1  # the latent's downsampling factor against the frame
 
     def __init__(self, noise_dim: int, time_chunk: int | None, cuda_graphs: bool, prior: str = "fixed"):
         super().__init__()
         if prior not in self.PRIORS:
             raise ValueError(f"prior must be one of {self.PRIORS}, got {prior!r}")
         self.noise_dim, self.time_chunk, self.cuda_graphs = noise_dim, time_chunk, cuda_graphs
-        self.learned_prior: nn.Module | None = None   # built by a design when prior == "learned"
+        self.learned_prior: nn.Module | None = None  # built by a design when prior == "learned"
         self._graphs: dict[tuple, CapturedStep] = {}
         self._compile_mode: str | None = None
         self._compiled: dict[str, CompiledStep] = {}
 
     def _apply(self, fn, *args, **kwargs):
-        self._graphs.clear()   # .to(), .cuda(), .half() ... move the weights a captured graph reads
+        self._graphs.clear()  # .to(), .cuda(), .half() ... move the weights a captured graph reads
         return super()._apply(fn, *args, **kwargs)
 
     def first_frame_context(self, first_feat: torch.Tensor, first_pose: torch.Tensor) -> torch.Tensor:
@@ -118,8 +119,9 @@ class SequenceCVAE(nn.Module):
         sees frame 0 only as the first step's previous frame."""
         return first_feat[:, :0]
 
-    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
-               context: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
         """Features of the previous frame, pose features of this one, z and the `first_frame_context` of the
         sequence -> the predicted frame (B, 3, H, W)."""
         raise NotImplementedError
@@ -129,8 +131,9 @@ class SequenceCVAE(nn.Module):
         pred = self.decode(prev_feat, pose_feat, z, context)
         return pred, self.frame_encoder(pred)
 
-    def prior_inputs(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
-                     context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def prior_inputs(
+        self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """What the learned prior reads, the two inputs of a posterior-like network: here the previous frame's
         features and this frame's pose features."""
         return prev_feat, pose_feat
@@ -139,14 +142,14 @@ class SequenceCVAE(nn.Module):
         """mu, logvar of the learned prior p(z_t | ...), each (B, N, h, w)."""
         return self.learned_prior(*self.prior_inputs(prev_feat, pose_feat, context))
 
-    def prior_z(self, noise: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
-                context: torch.Tensor) -> torch.Tensor:
+    def prior_z(
+        self, noise: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
         """z drawn from the learned prior: mu_p + noise * sigma_p, noise standard normal (B, N, h, w)."""
         mu, logvar = self.prior_moments(prev_feat, pose_feat, context)
         return mu + noise * torch.exp(0.5 * logvar)
 
-    def prior_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, noise: torch.Tensor,
-                   context: torch.Tensor):
+    def prior_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, noise: torch.Tensor, context: torch.Tensor):
         """A free-running step under the learned prior: z from p given the previous (predicted) frame."""
         return self.step(prev_feat, pose_feat, self.prior_z(noise, prev_feat, pose_feat, context), context)
 
@@ -157,15 +160,23 @@ class SequenceCVAE(nn.Module):
         if chunk is None:
             chunk = max(1, FRAMES_PER_CALL.get(seqs[0].device.type, 1) // batch)
         chunk = chunk or steps
-        parts = [net(*(x[:, t:t + chunk] for x in seqs)) for t in range(0, steps, chunk)]
+        parts = [net(*(x[:, t : t + chunk] for x in seqs)) for t in range(0, steps, chunk)]
         if len(parts) == 1:
             return parts[0]
         if isinstance(parts[0], tuple):
             return tuple(torch.cat(p, 1) for p in zip(*parts))
         return torch.cat(parts, 1)
 
-    def standard_noise(self, batch: int, steps: int, height: int, width: int, device: torch.device,
-                       generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def standard_noise(
+        self,
+        batch: int,
+        steps: int,
+        height: int,
+        width: int,
+        device: torch.device,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
         """Standard-normal draws behind z for `steps` predicted frames of (height, width): (B, steps, N, h, w) on
         `device`, drawn from `generator` (on its own device: a CPU generator gives the same z on every device)
         or else from the device's global generator."""
@@ -179,8 +190,9 @@ class SequenceCVAE(nn.Module):
         """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
         self._compile_mode, self._compiled = mode, {}
 
-    def _free_running_step(self, step, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
-                           context: torch.Tensor):
+    def _free_running_step(
+        self, step, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
+    ):
         """`step` (`self.step` or `self.prior_step`) as it runs: without gradients compiled (`compile_step`), or
         with `cuda_graphs` on CUDA its CUDA graph for these shapes, captured on first use; else as it is."""
         if torch.is_grad_enabled():
@@ -191,22 +203,38 @@ class SequenceCVAE(nn.Module):
             return self._compiled[step.__name__]
         if not (self.cuda_graphs and prev_feat.is_cuda):
             return step
-        key = (step.__name__, tuple(prev_feat.shape), prev_feat.dtype, pose_feat.dtype, z.dtype, prev_feat.device,
-               torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"), torch.is_inference_mode_enabled())
+        key = (
+            step.__name__,
+            tuple(prev_feat.shape),
+            prev_feat.dtype,
+            pose_feat.dtype,
+            z.dtype,
+            prev_feat.device,
+            torch.is_autocast_enabled("cuda"),
+            torch.get_autocast_dtype("cuda"),
+            torch.is_inference_mode_enabled(),
+        )
         if key not in self._graphs:
             self._graphs[key] = CapturedStep(step, prev_feat, pose_feat, z, context)
         return self._graphs[key]
 
-    def training_loss(self, frames: torch.Tensor, poses: torch.Tensor, beta: float,
-                      teacher_forcing: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def training_loss(
+        self, frames: torch.Tensor, poses: torch.Tensor, beta: float, teacher_forcing: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One training step's forward pass: the clip (B, T, 3, H, W) and its poses unrolled with z from the
         posterior -> (loss, mse, kl) of `sequence_loss`. `CVAEModule.training_step` and the benchmark's plain
         loop both run this."""
         preds, kls = self.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
         return sequence_loss(preds, frames, kls, beta)
 
-    def unroll(self, poses: torch.Tensor, frames: torch.Tensor, use_posterior: bool, teacher_forcing: bool,
-               noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def unroll(
+        self,
+        poses: torch.Tensor,
+        frames: torch.Tensor,
+        use_posterior: bool,
+        teacher_forcing: bool,
+        noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict frames 1..T-1.
 
         poses:  (B, T, 3, H, W), the pose of every frame.
@@ -226,33 +254,36 @@ class SequenceCVAE(nn.Module):
         # Ground-truth frames to encode: all for the posterior, 0..T-2 as previous frames, else just frame 0.
         known = steps if use_posterior else steps - 1 if teacher_forcing else 1
         truth_feat = self._over_time(partial(per_frame, self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
-        pose_feat = self._over_time(self.label_encoder, poses[:, 1:])                             # (B, T-1, L, H, W)
+        pose_feat = self._over_time(self.label_encoder, poses[:, 1:])  # (B, T-1, L, H, W)
         if noise is None:
             noise = self.standard_noise(b, steps - 1, h, w, poses.device, dtype=pose_feat.dtype)
-        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])     # (B, C, H, W)
-        contexts = context.unsqueeze(1).expand(-1, steps - 1, *context.shape[1:])   # (B, T-1, C, H, W)
+        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])  # (B, C, H, W)
+        contexts = context.unsqueeze(1).expand(-1, steps - 1, *context.shape[1:])  # (B, T-1, C, H, W)
         learned = self.learned_prior is not None
         if use_posterior:
             mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
-            z = mu + noise * torch.exp(0.5 * logvar)              # reparameterization; mu, logvar (B, T-1, N, h, w)
-            if learned:   # p(z_t | true x_{t-1}, pose_t): SVG-LP trains its prior on ground-truth frames
-                prior_mu, prior_logvar = self._over_time(partial(per_frame, self.prior_moments),
-                                                         truth_feat[:, :steps - 1], pose_feat, contexts)
-                kls = gaussian_kl(mu, logvar, prior_mu, prior_logvar)   # (T-1,)
+            z = mu + noise * torch.exp(0.5 * logvar)  # reparameterization; mu, logvar (B, T-1, N, h, w)
+            if learned:  # p(z_t | true x_{t-1}, pose_t): SVG-LP trains its prior on ground-truth frames
+                prior_mu, prior_logvar = self._over_time(
+                    partial(per_frame, self.prior_moments), truth_feat[:, : steps - 1], pose_feat, contexts
+                )
+                kls = gaussian_kl(mu, logvar, prior_mu, prior_logvar)  # (T-1,)
             else:
-                kls = kl_to_standard_normal(mu, logvar)               # (T-1,)
+                kls = kl_to_standard_normal(mu, logvar)  # (T-1,)
         else:
-            z, kls = noise, pose_feat.new_zeros(steps - 1)        # under a learned prior: its noise, z drawn below
+            z, kls = noise, pose_feat.new_zeros(steps - 1)  # under a learned prior: its noise, z drawn below
         if teacher_forcing:
             if learned and not use_posterior:
-                z = self._over_time(partial(per_frame, self.prior_z), noise, truth_feat[:, :steps - 1], pose_feat,
-                                    contexts)
-            preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, :steps - 1], pose_feat, z, contexts)
-            return preds, kls                                     # (B, T-1, 3, H, W), (T-1,)
-        prev_feat, preds = truth_feat[:, 0], []                                # (B, F, H, W)
+                z = self._over_time(
+                    partial(per_frame, self.prior_z), noise, truth_feat[:, : steps - 1], pose_feat, contexts
+                )
+            preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, : steps - 1], pose_feat, z, contexts)
+            return preds, kls  # (B, T-1, 3, H, W), (T-1,)
+        prev_feat, preds = truth_feat[:, 0], []  # (B, F, H, W)
         from_prior = learned and not use_posterior
-        step = self._free_running_step(self.prior_step if from_prior else self.step, prev_feat, pose_feat[:, 0],
-                                       z[:, 0], context)
+        step = self._free_running_step(
+            self.prior_step if from_prior else self.step, prev_feat, pose_feat[:, 0], z[:, 0], context
+        )
         for t in range(steps - 2):
             pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t], context)
             preds.append(pred)

@@ -6,6 +6,7 @@ where widths differ) and depthwise-convolution blocks ending in a gated feed-for
 encoder only. At the lab's widths (F, L, N, D = 128, 32, 12, 192) the five networks have 1,585,620 parameters, as
 the course's. The time loop is `sequence.py`'s.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,8 @@ from torch import nn
 from cvae_video.models.sequence import SequenceCVAE
 
 SLOPE = 0.01  # LeakyReLU slope of the template's blocks
-GATE_SLOPE = 0.1   # LeakyReLU slope of the gate of the depthwise blocks' feed-forward
-TEMPLATE_SLOPE = 1.0   # the template's LeakyReLU(True) in the label encoder and the posterior: no non-linearity
+GATE_SLOPE = 0.1  # LeakyReLU slope of the gate of the depthwise blocks' feed-forward
+TEMPLATE_SLOPE = 1.0  # the template's LeakyReLU(True) in the label encoder and the posterior: no non-linearity
 
 
 class ResidualBlock(nn.Module):
@@ -25,8 +26,10 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(SLOPE),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.LeakyReLU(SLOPE),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1),
+            nn.LeakyReLU(SLOPE),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1),
+            nn.LeakyReLU(SLOPE),
         )
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
@@ -44,7 +47,7 @@ class GatedFeedForward(nn.Module):
         self.project = nn.Conv2d(2 * ch, ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.expand(x).chunk(2, dim=1)                                 # (B, 2C, H, W) each
+        a, b = self.expand(x).chunk(2, dim=1)  # (B, 2C, H, W) each
         return x + self.project(a * self.gate(b))
 
 
@@ -54,7 +57,8 @@ class DepthConvBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.depth = nn.Sequential(
-            nn.Conv2d(in_ch, in_ch, 1), nn.LeakyReLU(SLOPE),
+            nn.Conv2d(in_ch, in_ch, 1),
+            nn.LeakyReLU(SLOPE),
             nn.Conv2d(in_ch, in_ch, 3, padding=1, groups=in_ch),
             nn.Conv2d(in_ch, out_ch, 1),
         )
@@ -70,9 +74,12 @@ class FrameEncoder(nn.Sequential):
 
     def __init__(self, out_ch: int):
         super().__init__(
-            ResidualBlock(3, out_ch // 8), DepthConvBlock(out_ch // 8, out_ch // 8),
-            ResidualBlock(out_ch // 8, out_ch // 4), DepthConvBlock(out_ch // 4, out_ch // 4),
-            ResidualBlock(out_ch // 4, out_ch // 2), DepthConvBlock(out_ch // 2, out_ch // 2),
+            ResidualBlock(3, out_ch // 8),
+            DepthConvBlock(out_ch // 8, out_ch // 8),
+            ResidualBlock(out_ch // 8, out_ch // 4),
+            DepthConvBlock(out_ch // 4, out_ch // 4),
+            ResidualBlock(out_ch // 4, out_ch // 2),
+            DepthConvBlock(out_ch // 2, out_ch // 2),
             nn.Conv2d(out_ch // 2, out_ch, 3, padding=1),
         )
 
@@ -90,12 +97,19 @@ class StepwiseBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         n, c, h, w = x.shape
         # Each (step, channel) pair as a channel of its own: statistics per step over (B, H, W).
-        y = F.batch_norm(x.reshape(n // steps, steps * c, h, w), None, None, self.weight.repeat(steps),
-                         self.bias.repeat(steps), training=True, eps=self.eps)
+        y = F.batch_norm(
+            x.reshape(n // steps, steps * c, h, w),
+            None,
+            None,
+            self.weight.repeat(steps),
+            self.bias.repeat(steps),
+            training=True,
+            eps=self.eps,
+        )
         with torch.no_grad():
-            stats = self.running_mean.dtype                                       # float32 also under bf16 autocast
+            stats = self.running_mean.dtype  # float32 also under bf16 autocast
             per_step = x.detach().to(stats).reshape(n // steps, steps, c, h * w)
-            mean, var = per_step.mean(dim=(0, 3)), per_step.var(dim=(0, 3))   # (S, C); var unbiased, as BatchNorm2d's
+            mean, var = per_step.mean(dim=(0, 3)), per_step.var(dim=(0, 3))  # (S, C); var unbiased, as BatchNorm2d's
             m = self.momentum
             weights = m * (1 - m) ** torch.arange(steps - 1, -1, -1, device=x.device, dtype=stats)  # step s's share
             self.running_mean.mul_((1 - m) ** steps).add_(weights @ mean)
@@ -112,14 +126,17 @@ class LabelEncoder(nn.Sequential):
 
     def __init__(self, out_ch: int, slope: float = TEMPLATE_SLOPE):
         super().__init__(
-            nn.ReflectionPad2d(3), nn.Conv2d(3, out_ch // 2, 7), StepwiseBatchNorm2d(out_ch // 2),
-            nn.LeakyReLU(slope), ResidualBlock(out_ch // 2, out_ch),
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, out_ch // 2, 7),
+            StepwiseBatchNorm2d(out_ch // 2),
+            nn.LeakyReLU(slope),
+            ResidualBlock(out_ch // 2, out_ch),
         )
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:
         b, s = poses.shape[:2]
         pad, conv, norm, act, block = self
-        x = norm(conv(pad(poses.flatten(0, 1))), steps=s)                  # (B * S, L/2, H, W)
+        x = norm(conv(pad(poses.flatten(0, 1))), steps=s)  # (B * S, L/2, H, W)
         return block(act(x)).unflatten(0, (b, s))
 
 
@@ -133,9 +150,13 @@ class Posterior(nn.Module):
         super().__init__()
         n, quarter, half = noise_ch, max(noise_ch // 4, 1), max(noise_ch // 2, 1)
         self.net = nn.Sequential(
-            ResidualBlock(in_ch, quarter), DepthConvBlock(quarter, quarter),
-            ResidualBlock(quarter, half), DepthConvBlock(half, half),
-            ResidualBlock(half, n), nn.LeakyReLU(slope), nn.Conv2d(n, 2 * n, 1),
+            ResidualBlock(in_ch, quarter),
+            DepthConvBlock(quarter, quarter),
+            ResidualBlock(quarter, half),
+            DepthConvBlock(half, half),
+            ResidualBlock(half, n),
+            nn.LeakyReLU(slope),
+            nn.Conv2d(n, 2 * n, 1),
         )
 
     def forward(self, frame_feat: torch.Tensor, pose_feat: torch.Tensor):
@@ -148,9 +169,12 @@ class Fusion(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__(
-            DepthConvBlock(in_ch, in_ch), ResidualBlock(in_ch, in_ch // 4),
-            DepthConvBlock(in_ch // 4, in_ch // 2), ResidualBlock(in_ch // 2, in_ch // 2),
-            DepthConvBlock(in_ch // 2, out_ch // 2), nn.Conv2d(out_ch // 2, out_ch, 1),
+            DepthConvBlock(in_ch, in_ch),
+            ResidualBlock(in_ch, in_ch // 4),
+            DepthConvBlock(in_ch // 4, in_ch // 2),
+            ResidualBlock(in_ch // 2, in_ch // 2),
+            DepthConvBlock(in_ch // 2, out_ch // 2),
+            nn.Conv2d(out_ch // 2, out_ch, 1),
         )
 
 
@@ -160,10 +184,15 @@ class Generator(nn.Sequential):
     def __init__(self, in_ch: int, sigmoid: bool = False):
         c = in_ch
         super().__init__(
-            DepthConvBlock(c, c), ResidualBlock(c, c // 2), DepthConvBlock(c // 2, c // 2),
-            ResidualBlock(c // 2, c // 4), DepthConvBlock(c // 4, c // 4),
-            ResidualBlock(c // 4, c // 8), DepthConvBlock(c // 8, c // 8),
-            nn.Conv2d(c // 8, 3, 1), *([nn.Sigmoid()] if sigmoid else []),
+            DepthConvBlock(c, c),
+            ResidualBlock(c, c // 2),
+            DepthConvBlock(c // 2, c // 2),
+            ResidualBlock(c // 2, c // 4),
+            DepthConvBlock(c // 4, c // 4),
+            ResidualBlock(c // 4, c // 8),
+            DepthConvBlock(c // 8, c // 8),
+            nn.Conv2d(c // 8, 3, 1),
+            *([nn.Sigmoid()] if sigmoid else []),
         )
 
 
@@ -171,23 +200,33 @@ class TemplateCVAE(SequenceCVAE):
     """The lab template's design with widths F (frame), L (label), N (noise) and D (fusion): every network
     keeps the full H x W resolution; the first frame's features are not used (the template has none)."""
 
-    def __init__(self, frame_dim: int = 128, label_dim: int = 32, noise_dim: int = 12, fusion_dim: int = 192,
-                 label_slope: float = TEMPLATE_SLOPE, posterior_slope: float = TEMPLATE_SLOPE,
-                 output_sigmoid: bool = False,
-                 time_chunk: int | None = None, channels_last: bool = True, cuda_graphs: bool = False,
-                 prior: str = "fixed"):
+    def __init__(
+        self,
+        frame_dim: int = 128,
+        label_dim: int = 32,
+        noise_dim: int = 12,
+        fusion_dim: int = 192,
+        label_slope: float = TEMPLATE_SLOPE,
+        posterior_slope: float = TEMPLATE_SLOPE,
+        output_sigmoid: bool = False,
+        time_chunk: int | None = None,
+        channels_last: bool = True,
+        cuda_graphs: bool = False,
+        prior: str = "fixed",
+    ):
         super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
         self.frame_encoder = FrameEncoder(frame_dim)
         self.label_encoder = LabelEncoder(label_dim, label_slope)
         self.posterior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
-        if prior == "learned":   # p(z_t | previous frame, pose_t): the posterior's network, on what inference has
+        if prior == "learned":  # p(z_t | previous frame, pose_t): the posterior's network, on what inference has
             self.learned_prior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
         self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
         self.generator = Generator(fusion_dim, output_sigmoid)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def decode(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
-               context: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
         """(B, F, H, W), (B, L, H, W), (B, N, H, W) -> the predicted frame (B, 3, H, W)."""
         return self.generator(self.fusion(torch.cat([prev_feat, pose_feat, z], 1)))
