@@ -10,7 +10,7 @@ predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no grad
     rollout seed          the template's inference loop with the seed's modules, one frame at a time
     rollout project ...   `TemplateCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the weights
                           in bf16 (`bf16-true`: no casts in the graph); (--compiled-rollouts) through
-                          `TemplateCVAE.compile_step`
+                          `models.acceleration.CompiledSteps`
     train seed TF / free  `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
                           teacher forcing on (tfr=1) and off (tfr=0); always fp32 with cudnn.benchmark off
     train plain TF / free `TemplateCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop: the
@@ -37,6 +37,7 @@ import torch
 
 from bench.measure import Bench, PeakMemory, timed
 from bench.seed_loop import SEED_MODEL_PATHS, load_seed_model, seed_rollout
+from cvae_video.models.acceleration import CompiledSteps, CUDAGraphSteps, configure
 from cvae_video.models.template import TemplateCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,8 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="timed steps per training row (median; with 3 the CPU ratios moved by ~10%%)",
     )
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before them (at least 1)")
-    p.add_argument("--time-chunk", type=int, default=None, help="TemplateCVAE.time_chunk (default: by device)")
-    p.add_argument("--nchw", action="store_true", help="TemplateCVAE(channels_last=False) (default: NHWC)")
+    p.add_argument("--time-chunk", type=int, default=None, help="speed.time_chunk (default: by device)")
+    p.add_argument("--nchw", action="store_true", help="speed.channels_last=false (default: NHWC)")
     p.add_argument(
         "--chunk-sweep",
         type=int,
@@ -82,7 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs="*",
         default=[],
         metavar="BATCH",
-        help="also time rollouts at these batch sizes through TemplateCVAE.compile_step (last)",
+        help="also time rollouts at these batch sizes through torch.compile (models.acceleration.CompiledSteps; last)",
     )
     p.add_argument(
         "--epoch-clips",
@@ -111,9 +112,10 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
 
 
 def make_net(args, device: torch.device, **overrides) -> TemplateCVAE:
+    """The template at the lab's widths, run as `--time-chunk` and `--nchw` say (eager rollouts: no fast steps)."""
     torch.manual_seed(0)
-    settings = dict(time_chunk=args.time_chunk, channels_last=not args.nchw) | overrides
-    return TemplateCVAE(**WIDTHS, **settings).to(device)
+    settings = dict(time_chunk=args.time_chunk, channels_last=not args.nchw, cuda_graphs=False) | overrides
+    return configure(TemplateCVAE(**WIDTHS), **settings).to(device)
 
 
 def clip(batch: int, frames: int, args, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,7 +293,7 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
             f"project compiled ({mode})",
             batch,
             args.rollout_frames,
-            lambda: accelerated_row(lambda: net.compile_step(mode)),
+            lambda: accelerated_row(lambda: setattr(net, "fast_step", CompiledSteps(mode))),
         )
     if seed is not None:
         bench.add("rollout", "seed", batch, args.rollout_frames, seed_row)
@@ -307,14 +309,14 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
         "project CUDA graph bf16-true",
         batch,
         args.rollout_frames,
-        lambda: accelerated_row(lambda: setattr(bf16_net, "cuda_graphs", True), bf16_net),
+        lambda: accelerated_row(lambda: setattr(bf16_net, "fast_step", CUDAGraphSteps(bf16_net)), bf16_net),
     )
     bench.add(
         "rollout",
         "project CUDA graph",
         batch,
         args.rollout_frames,
-        lambda: accelerated_row(lambda: setattr(net, "cuda_graphs", True)),
+        lambda: accelerated_row(lambda: setattr(net, "fast_step", CUDAGraphSteps(net))),
     )
 
 

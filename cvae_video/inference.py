@@ -13,6 +13,7 @@ import importlib
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -74,8 +75,15 @@ def load_module(ckpt_path: str | None, device: torch.device) -> tuple[CVAEModule
     if not run_config:
         raise UserError(f"ckpt_path {ckpt_path}: no run_config in it (not written by cvae_video.train)")
     check_targets(run_config["module"], ckpt_path, "module")
-    module = instantiate(run_config["module"], _partial_=True)(run_config=run_config)
-    module.load_state_dict(ckpt["state_dict"])
+    try:
+        module = instantiate(run_config["module"], _partial_=True)(run_config=run_config)
+        module.load_state_dict(ckpt["state_dict"])
+    except (InstantiationException, RuntimeError) as err:  # its model config or weights fit another version
+        reason = " ".join(str(err.__cause__ or err).split())[:200]
+        raise UserError(
+            f"ckpt_path {ckpt_path}: this version of cvae_video cannot rebuild its model ({reason}); "
+            f"evaluate it with the version that trained it"
+        ) from None
     return module.to(device).eval(), {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}
 
 

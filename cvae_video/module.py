@@ -18,6 +18,7 @@ from torch import nn
 
 from cvae_video.errors import UserError
 from cvae_video.metrics import PerFrameMean, kaggle_psnr, psnr_per_frame, ssim_per_frame
+from cvae_video.models.acceleration import configure
 from cvae_video.video_io import write_gif
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,8 @@ class CVAEModule(L.LightningModule):
     scheduler: a partial taking `optimizer`, stepped once per epoch.
     grad_clip_val: gradient-norm clipping (None: off).
     clip_per_network: clip the gradient of each network of `net` (its direct children: encoders, posterior,
-        fusion, generator) to `grad_clip_val` on its own, instead of all gradients together (the lab's). Together,
-        the KL's gradient when beta first rises (norm ~2,000 against ~3 for the reconstruction's) scales the
-        decoder's gradient down ~1,000-fold for Adam, whose second moments remember the old scale: the decoder
-        stops learning while the posterior reshapes z under it (docs/experiments.md, "The probes").
+        fusion, generator) to `grad_clip_val` on its own, instead of all gradients together (the lab's; why:
+        docs/experiments.md, "The probes").
     teacher_forcing_per: "batch" (a coin per batch) or "epoch" (one coin per epoch, as the lab's template).
     nan_patience: consecutive skipped steps (non-finite loss or gradient) before the run stops.
     val_seed: the seed of validation's own z generator.
@@ -50,6 +49,8 @@ class CVAEModule(L.LightningModule):
         warning that the model has not learned beyond copying the first frame.
     wandb_gifs: with a W&B logger, the validation rollout goes to W&B as a small GIF (every `GIF_FRAME_STEP`-th
         frame, at twice the size) at most this many times a run, spread over its steps.
+    speed: how `net` runs, never what it computes: the keyword arguments of `models.acceleration.configure`
+        (time_chunk, channels_last, cuda_graphs, compile); None leaves `net` as it is.
     run_config: the composed run config as plain containers, stored in checkpoints so evaluate/predict
         rebuild the same model from the checkpoint alone.
     """
@@ -66,14 +67,16 @@ class CVAEModule(L.LightningModule):
         val_seed: int = 0,
         dead_margin_db: float = 2.0,
         wandb_gifs: int = 4,
+        speed: dict | None = None,
         run_config: dict | None = None,
     ):
         super().__init__()
         if teacher_forcing_per not in ("batch", "epoch"):
             raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
-        self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "speed", "run_config"], logger=False)
+        self.net = net if speed is None else configure(net, **speed)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.run_config = run_config
         self.beta, self.tfr = 1.0, 0.0  # set each epoch by the schedule callbacks
         self.skipped_steps = 0  # consecutive steps skipped for a non-finite loss or gradient

@@ -60,7 +60,8 @@ def test_compositing_copies_the_first_or_previous_frame_where_its_weight_wins(so
 
 
 def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions():
-    net = small(time_chunk=1)  # one encoder call per frame, so the hook sees each frame on its own
+    net = small()
+    net.time_chunk = 1  # one encoder call per frame, so the hook sees each frame on its own
     frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
     seen, _, _ = encoder_inputs(net, poses=poses, frames=frames, use_posterior=True, teacher_forcing=True)
     assert len(seen) == 5 and all(torch.equal(s, frames[:, t]) for t, s in enumerate(seen))

@@ -1,11 +1,14 @@
-"""Faster free-running steps for rollouts: one CUDA graph per step (`CapturedStep`) or torch.compile
-(`CompiledStep`). `SequenceCVAE._free_running_step` picks one; training never uses them."""
+"""How a design runs, apart from what it computes: `configure` sets a `SequenceCVAE`'s time chunking, its weights'
+memory layout and its faster free-running steps for rollouts: one CUDA graph per step (`CUDAGraphSteps`) or
+torch.compile (`CompiledSteps`). Training never uses the faster steps (they run only without gradients)."""
 
 from __future__ import annotations
 
 from functools import partial
 
 import torch
+
+from cvae_video.models.sequence import SequenceCVAE
 
 
 class CapturedStep:
@@ -56,3 +59,61 @@ class CompiledStep:
         torch.compiler.cudagraph_mark_step_begin()
         pred, feat = self.step(*inputs)
         return pred.clone(), feat.clone()
+
+
+class CUDAGraphSteps:
+    """`SequenceCVAE.fast_step` on CUDA: each step replayed from a `CapturedStep`, captured on first use for its
+    step, input shapes and dtypes, autocast state and weights (weights moved by `.to()` are captured anew)."""
+
+    def __init__(self, net: SequenceCVAE):
+        self.net, self.graphs, self.weights = net, {}, None
+
+    def __call__(self, step, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor):
+        if not prev_feat.is_cuda:
+            return step
+        weights = next(self.net.parameters()).data_ptr()
+        if weights != self.weights:
+            self.graphs, self.weights = {}, weights
+        key = (
+            step.__name__,
+            tuple(prev_feat.shape),
+            prev_feat.dtype,
+            pose_feat.dtype,
+            z.dtype,
+            prev_feat.device,
+            torch.is_autocast_enabled("cuda"),
+            torch.get_autocast_dtype("cuda"),
+            torch.is_inference_mode_enabled(),
+        )
+        if key not in self.graphs:
+            self.graphs[key] = CapturedStep(step, prev_feat, pose_feat, z, context)
+        return self.graphs[key]
+
+
+class CompiledSteps:
+    """`SequenceCVAE.fast_step` through torch.compile(mode=mode): one `CompiledStep` per step function."""
+
+    def __init__(self, mode: str):
+        self.mode, self.compiled = mode, {}
+
+    def __call__(self, step, *example: torch.Tensor):
+        if step.__name__ not in self.compiled:
+            self.compiled[step.__name__] = CompiledStep(step, self.mode)
+        return self.compiled[step.__name__]
+
+
+def configure(
+    net: SequenceCVAE,
+    time_chunk: int | None = None,
+    channels_last: bool = True,
+    cuda_graphs: bool = True,
+    compile: str | None = None,
+) -> SequenceCVAE:
+    """Set how `net` runs (never what it computes): `time_chunk` steps per network call where steps are independent
+    (None: by device, 0: all); convolution weights in channels-last layout (NHWC); rollouts' free-running steps
+    through torch.compile with mode `compile` if given, else, with `cuda_graphs`, replayed as CUDA graphs on CUDA."""
+    net.time_chunk = time_chunk
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    net.fast_step = CompiledSteps(compile) if compile else CUDAGraphSteps(net) if cuda_graphs else None
+    return net

@@ -178,12 +178,9 @@ class CompositingCVAE(SequenceCVAE):
         parts: int = 10,
         code_dim: int = 16,
         label_layers: int = 1,
-        time_chunk: int | None = None,
-        channels_last: bool = True,
-        cuda_graphs: bool = False,
         prior: str = "fixed",
     ):
-        super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
+        super().__init__(noise_dim, prior)
         self.max_shift, self.sources = max_shift, tuple(sources)
         self.reads_previous = "previous" in self.sources
         widths = tuple(widths)
@@ -196,8 +193,6 @@ class CompositingCVAE(SequenceCVAE):
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
         self.fusion = UNetFusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
         self.generator = UNetGenerator(widths)
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
 
     def first_frame_context(self, first_feat: torch.Tensor, first_pose: torch.Tensor) -> torch.Tensor:
         """Frame 0's features and its pose's features: (N, F + L, H, W)."""

@@ -15,16 +15,13 @@ posterior, and under teacher forcing the whole step) runs over many time steps p
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from cvae_video.models.acceleration import CapturedStep, CompiledStep
-
-# `time_chunk=None`: as many time steps per network call as keep a call within this many frames (B x steps).
-# Measured with `python -m bench.steps --chunk-sweep ...`: on 2 CPU cores 4 frames per call beat both one
-# step per call and all steps at once (large calls spill out of the caches); a GPU wants few, large calls.
+# `time_chunk=None`: as many time steps per network call as keep a call within this many frames (B x steps); the
+# choice rests on `python -m bench.steps --chunk-sweep` (docs/experiments.md, "Speed").
 FRAMES_PER_CALL = {"cpu": 4, "cuda": 512}
 
 
@@ -64,54 +61,52 @@ def sequence_loss(
     return mse + beta * kl, mse, kl
 
 
-def per_frame(net, *seqs: torch.Tensor):
-    """`net`, a network on frames (N, C, H, W), run on sequences (B, S, C, H, W) as one batch of B * S frames."""
-    b, s = seqs[0].shape[:2]
-    out = net(*(x.flatten(0, 1) for x in seqs))
-    if isinstance(out, tuple):
-        return tuple(o.unflatten(0, (b, s)) for o in out)
-    return out.unflatten(0, (b, s))
+def on_frames(net: Callable) -> Callable:
+    """`net`, a network on frames (N, ...), as a function of sequences (B, S, ...): one batch of B * S frames."""
+
+    def run(*seqs: torch.Tensor):
+        b, s = seqs[0].shape[:2]
+        out = net(*(x.flatten(0, 1) for x in seqs))
+        if isinstance(out, tuple):
+            return tuple(o.unflatten(0, (b, s)) for o in out)
+        return out.unflatten(0, (b, s))
+
+    return run
 
 
 class SequenceCVAE(nn.Module):
-    """The time loop shared by every design: `unroll` (training and inference), time chunking, CUDA graphs.
+    """The time loop shared by every design: `unroll`, for training and inference.
 
     A design (a subclass) builds `frame_encoder` (N, 3, H, W) -> (N, F, H, W), `label_encoder`
     (B, S, 3, H, W) -> (B, S, L, H, W), `posterior` (frame features, pose features) -> mu, logvar
     (N, noise_dim, H / latent_scale, W / latent_scale), and `decode`.
 
-    time_chunk: time steps per network call wherever steps are independent (encoding ground-truth frames
-        and poses, the posterior, and every step under teacher forcing): 1 = one call per step, 0 = all
-        steps in one call, None = by device (FRAMES_PER_CALL: 2 steps at batch 2 on CPU; on CUDA a whole
-        training clip, and 630-frame sequences in a few pieces). Results do not depend on it (the label
-        encoder's BatchNorm keeps per-step statistics).
-    channels_last: keep the convolution weights in channels-last layout (the convolutions then run NHWC;
-        faster on CPU by a few percent, measured as above).
-    cuda_graphs: free-running steps without gradients on CUDA (rollouts) replay a CUDA graph per input shape.
-    `compile_step(mode)` (opt-in, measured by the benchmark) runs those steps through torch.compile instead.
     prior: "fixed" (z ~ N(0, I) at test time, the lab's) or "learned" (SVG-LP, Denton & Fergus 2018): a design
         then also builds `learned_prior`, a network like its posterior that reads `prior_inputs` (what the model
         knows at test time) and gives p(z_t | ...); training minimises KL(q || p) with p given the true previous
         frame, and inference draws z from p given the model's own previous frame.
+
+    How the loop runs, never what it computes, is set from outside (`models.acceleration.configure`):
+    `time_chunk`, the time steps per network call wherever steps are independent (1: one call per step, 0: all,
+    None: by device, `FRAMES_PER_CALL`; the label encoder's BatchNorm keeps per-step statistics), and
+    `fast_step`, which may swap a free-running step without gradients for a faster one (CUDA graphs,
+    torch.compile).
     """
 
     PRIORS = ("fixed", "learned")
 
     latent_scale = 1  # the latent's downsampling factor against the frame
+    time_chunk: int | None = None
+    fast_step: Callable | None = None  # (step, *its first inputs) -> the step to run instead
 
-    def __init__(self, noise_dim: int, time_chunk: int | None, cuda_graphs: bool, prior: str = "fixed"):
+    def __init__(self, noise_dim: int, prior: str = "fixed"):
         super().__init__()
         if prior not in self.PRIORS:
             raise ValueError(f"prior must be one of {self.PRIORS}, got {prior!r}")
-        self.noise_dim, self.time_chunk, self.cuda_graphs = noise_dim, time_chunk, cuda_graphs
+        self.noise_dim = noise_dim
         self.learned_prior: nn.Module | None = None  # built by a design when prior == "learned"
-        self._graphs: dict[tuple, CapturedStep] = {}
-        self._compile_mode: str | None = None
-        self._compiled: dict[str, CompiledStep] = {}
 
-    def _apply(self, fn, *args, **kwargs):
-        self._graphs.clear()  # .to(), .cuda(), .half() ... move the weights a captured graph reads
-        return super()._apply(fn, *args, **kwargs)
+    # -- what a design provides -------------------------------------------------------------------------------
 
     def first_frame_context(self, first_feat: torch.Tensor, first_pose: torch.Tensor) -> torch.Tensor:
         """What every step of a sequence may read of its first (ground-truth) frame: from the frame's features
@@ -138,34 +133,7 @@ class SequenceCVAE(nn.Module):
         features and this frame's pose features."""
         return prev_feat, pose_feat
 
-    def prior_moments(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor):
-        """mu, logvar of the learned prior p(z_t | ...), each (B, N, h, w)."""
-        return self.learned_prior(*self.prior_inputs(prev_feat, pose_feat, context))
-
-    def prior_z(
-        self, noise: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
-    ) -> torch.Tensor:
-        """z drawn from the learned prior: mu_p + noise * sigma_p, noise standard normal (B, N, h, w)."""
-        mu, logvar = self.prior_moments(prev_feat, pose_feat, context)
-        return mu + noise * torch.exp(0.5 * logvar)
-
-    def prior_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, noise: torch.Tensor, context: torch.Tensor):
-        """A free-running step under the learned prior: z from p given the previous (predicted) frame."""
-        return self.step(prev_feat, pose_feat, self.prior_z(noise, prev_feat, pose_feat, context), context)
-
-    def _over_time(self, net, *seqs: torch.Tensor):
-        """`net` on sequences (B, S, ...) of independent steps, `time_chunk` steps per call: (B, S, ...) results."""
-        batch, steps = seqs[0].shape[:2]
-        chunk = self.time_chunk
-        if chunk is None:
-            chunk = max(1, FRAMES_PER_CALL.get(seqs[0].device.type, 1) // batch)
-        chunk = chunk or steps
-        parts = [net(*(x[:, t : t + chunk] for x in seqs)) for t in range(0, steps, chunk)]
-        if len(parts) == 1:
-            return parts[0]
-        if isinstance(parts[0], tuple):
-            return tuple(torch.cat(p, 1) for p in zip(*parts))
-        return torch.cat(parts, 1)
+    # -- the latent -------------------------------------------------------------------------------------------
 
     def standard_noise(
         self,
@@ -186,44 +154,53 @@ class SequenceCVAE(nn.Module):
             return torch.randn(shape, device=device, dtype=dtype)
         return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
-    def compile_step(self, mode: str = "reduce-overhead") -> None:
-        """Run free-running steps without gradients (rollouts) through torch.compile(mode=mode) from now on."""
-        self._compile_mode, self._compiled = mode, {}
+    def posterior_z(self, noise: torch.Tensor, truth_feat: torch.Tensor, pose_feat: torch.Tensor, contexts):
+        """z_t ~ q(z | x_t, pose_t) by the reparameterization, (B, T-1, N, h, w), and each step's KL (T-1,) to the
+        prior: N(0, I), or the learned prior given the true previous frame (as SVG-LP trains it)."""
+        mu, logvar = self.over_time(on_frames(self.posterior), truth_feat[:, 1:], pose_feat)  # (B, T-1, N, h, w)
+        z = mu + noise * torch.exp(0.5 * logvar)
+        if self.learned_prior is None:
+            return z, kl_to_standard_normal(mu, logvar)
+        previous = truth_feat[:, : pose_feat.shape[1]]
+        prior_mu, prior_logvar = self.over_time(on_frames(self.prior_moments), previous, pose_feat, contexts)
+        return z, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
 
-    def _free_running_step(
-        self, step, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
-    ):
-        """`step` (`self.step` or `self.prior_step`) as it runs: without gradients compiled (`compile_step`), or
-        with `cuda_graphs` on CUDA its CUDA graph for these shapes, captured on first use; else as it is."""
-        if torch.is_grad_enabled():
-            return step
-        if self._compile_mode is not None:
-            if step.__name__ not in self._compiled:
-                self._compiled[step.__name__] = CompiledStep(step, self._compile_mode)
-            return self._compiled[step.__name__]
-        if not (self.cuda_graphs and prev_feat.is_cuda):
-            return step
-        key = (
-            step.__name__,
-            tuple(prev_feat.shape),
-            prev_feat.dtype,
-            pose_feat.dtype,
-            z.dtype,
-            prev_feat.device,
-            torch.is_autocast_enabled("cuda"),
-            torch.get_autocast_dtype("cuda"),
-            torch.is_inference_mode_enabled(),
-        )
-        if key not in self._graphs:
-            self._graphs[key] = CapturedStep(step, prev_feat, pose_feat, z, context)
-        return self._graphs[key]
+    def prior_moments(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor):
+        """mu, logvar of the learned prior p(z_t | ...), each (B, N, h, w)."""
+        return self.learned_prior(*self.prior_inputs(prev_feat, pose_feat, context))
+
+    def prior_z(
+        self, noise: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
+        """z drawn from the learned prior: mu_p + noise * sigma_p, noise standard normal (B, N, h, w)."""
+        mu, logvar = self.prior_moments(prev_feat, pose_feat, context)
+        return mu + noise * torch.exp(0.5 * logvar)
+
+    def prior_step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, noise: torch.Tensor, context: torch.Tensor):
+        """A free-running step under the learned prior: z from p given the previous (predicted) frame."""
+        return self.step(prev_feat, pose_feat, self.prior_z(noise, prev_feat, pose_feat, context), context)
+
+    # -- the time loop ----------------------------------------------------------------------------------------
+
+    def over_time(self, net: Callable, *seqs: torch.Tensor):
+        """`net` on sequences (B, S, ...) of independent steps, `time_chunk` steps per call: (B, S, ...) results."""
+        batch, steps = seqs[0].shape[:2]
+        chunk = self.time_chunk
+        if chunk is None:
+            chunk = max(1, FRAMES_PER_CALL.get(seqs[0].device.type, 1) // batch)
+        chunk = chunk or steps
+        parts = [net(*(x[:, t : t + chunk] for x in seqs)) for t in range(0, steps, chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(p, 1) for p in zip(*parts))
+        return torch.cat(parts, 1)
 
     def training_loss(
         self, frames: torch.Tensor, poses: torch.Tensor, beta: float, teacher_forcing: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One training step's forward pass: the clip (B, T, 3, H, W) and its poses unrolled with z from the
-        posterior -> (loss, mse, kl) of `sequence_loss`. `CVAEModule.training_step` and the benchmark's plain
-        loop both run this."""
+        posterior -> (loss, mse, kl) of `sequence_loss`."""
         preds, kls = self.unroll(poses, frames, use_posterior=True, teacher_forcing=teacher_forcing)
         return sequence_loss(preds, frames, kls, beta)
 
@@ -249,44 +226,43 @@ class SequenceCVAE(nn.Module):
         Every step also sees the `first_frame_context` of frame 0, the one ground-truth frame inference has.
         """
         b, steps, _, h, w = poses.shape
+        n = steps - 1  # the frames to predict
         if (use_posterior or teacher_forcing) and frames.shape[1] < steps:
             raise ValueError(f"unroll needs {steps} ground-truth frames, got {frames.shape[1]}")
-        # Ground-truth frames to encode: all for the posterior, 0..T-2 as previous frames, else just frame 0.
-        known = steps if use_posterior else steps - 1 if teacher_forcing else 1
-        truth_feat = self._over_time(partial(per_frame, self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
-        pose_feat = self._over_time(self.label_encoder, poses[:, 1:])  # (B, T-1, L, H, W)
+        from_prior = self.learned_prior is not None and not use_posterior
+
+        # 1. What no prediction changes, for all its steps at once: the true frames the posterior or teacher
+        #    forcing reads (else frame 0 alone), the poses, and frame 0's context.
+        known = steps if use_posterior else n if teacher_forcing else 1
+        truth_feat = self.over_time(on_frames(self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
+        pose_feat = self.over_time(self.label_encoder, poses[:, 1:])  # (B, n, L, H, W)
         if noise is None:
-            noise = self.standard_noise(b, steps - 1, h, w, poses.device, dtype=pose_feat.dtype)
+            noise = self.standard_noise(b, n, h, w, poses.device, dtype=pose_feat.dtype)  # (B, n, N, h, w)
         context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])  # (B, C, H, W)
-        contexts = context.unsqueeze(1).expand(-1, steps - 1, *context.shape[1:])  # (B, T-1, C, H, W)
-        learned = self.learned_prior is not None
+        contexts = context.unsqueeze(1).expand(-1, n, *context.shape[1:])  # (B, n, C, H, W)
+
+        # 2. z of every step: the posterior's (training), else the prior's (a learned prior's is drawn below, from
+        #    each step's previous frame).
         if use_posterior:
-            mu, logvar = self._over_time(partial(per_frame, self.posterior), truth_feat[:, 1:], pose_feat)
-            z = mu + noise * torch.exp(0.5 * logvar)  # reparameterization; mu, logvar (B, T-1, N, h, w)
-            if learned:  # p(z_t | true x_{t-1}, pose_t): SVG-LP trains its prior on ground-truth frames
-                prior_mu, prior_logvar = self._over_time(
-                    partial(per_frame, self.prior_moments), truth_feat[:, : steps - 1], pose_feat, contexts
-                )
-                kls = gaussian_kl(mu, logvar, prior_mu, prior_logvar)  # (T-1,)
-            else:
-                kls = kl_to_standard_normal(mu, logvar)  # (T-1,)
+            z, kls = self.posterior_z(noise, truth_feat, pose_feat, contexts)  # (B, n, N, h, w), (n,)
         else:
-            z, kls = noise, pose_feat.new_zeros(steps - 1)  # under a learned prior: its noise, z drawn below
+            z, kls = noise, pose_feat.new_zeros(n)
+
+        # 3. The frames. Teacher-forced, every previous frame is a true one: all steps at once.
         if teacher_forcing:
-            if learned and not use_posterior:
-                z = self._over_time(
-                    partial(per_frame, self.prior_z), noise, truth_feat[:, : steps - 1], pose_feat, contexts
-                )
-            preds = self._over_time(partial(per_frame, self.decode), truth_feat[:, : steps - 1], pose_feat, z, contexts)
-            return preds, kls  # (B, T-1, 3, H, W), (T-1,)
+            if from_prior:
+                z = self.over_time(on_frames(self.prior_z), noise, truth_feat[:, :n], pose_feat, contexts)
+            preds = self.over_time(on_frames(self.decode), truth_feat[:, :n], pose_feat, z, contexts)
+            return preds, kls  # (B, n, 3, H, W), (n,)
+
+        # Free-running: each frame from the one predicted before it, one step at a time.
+        step = self.prior_step if from_prior else self.step
         prev_feat, preds = truth_feat[:, 0], []  # (B, F, H, W)
-        from_prior = learned and not use_posterior
-        step = self._free_running_step(
-            self.prior_step if from_prior else self.step, prev_feat, pose_feat[:, 0], z[:, 0], context
-        )
-        for t in range(steps - 2):
-            pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t], context)
+        if self.fast_step is not None and not torch.is_grad_enabled():
+            step = self.fast_step(step, prev_feat, pose_feat[:, 0], z[:, 0], context)
+        for t in range(n - 1):
+            pred, prev_feat = step(prev_feat, pose_feat[:, t], z[:, t], context)  # (B, 3, H, W), (B, F, H, W)
             preds.append(pred)
         last_z = self.prior_z(z[:, -1], prev_feat, pose_feat[:, -1], context) if from_prior else z[:, -1]
         preds.append(self.decode(prev_feat, pose_feat[:, -1], last_z, context))  # the last one is not re-encoded
-        return torch.stack(preds, 1), kls
+        return torch.stack(preds, 1), kls  # (B, n, 3, H, W), (n,)

@@ -209,12 +209,9 @@ class TemplateCVAE(SequenceCVAE):
         label_slope: float = TEMPLATE_SLOPE,
         posterior_slope: float = TEMPLATE_SLOPE,
         output_sigmoid: bool = False,
-        time_chunk: int | None = None,
-        channels_last: bool = True,
-        cuda_graphs: bool = False,
         prior: str = "fixed",
     ):
-        super().__init__(noise_dim, time_chunk, cuda_graphs, prior)
+        super().__init__(noise_dim, prior)
         self.frame_encoder = FrameEncoder(frame_dim)
         self.label_encoder = LabelEncoder(label_dim, label_slope)
         self.posterior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
@@ -222,8 +219,6 @@ class TemplateCVAE(SequenceCVAE):
             self.learned_prior = Posterior(frame_dim + label_dim, noise_dim, posterior_slope)
         self.fusion = Fusion(frame_dim + label_dim + noise_dim, fusion_dim)
         self.generator = Generator(fusion_dim, output_sigmoid)
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
 
     def decode(
         self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
