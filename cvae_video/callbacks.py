@@ -1,14 +1,20 @@
-"""Callbacks that apply the schedules of `cvae_video.schedules` to the LightningModule."""
+"""Callbacks: the schedules of `cvae_video.schedules` applied to the LightningModule, the RNG state and training
+minutes kept in checkpoints, and each validation's records written to the run dir and W&B."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from cvae_video.video_io import write_gif
 
 
 class Schedule(L.Callback):
@@ -93,3 +99,37 @@ class TrainingMinutes(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.minutes = state["minutes"]
+
+
+class ValidationRecords(L.Callback):
+    """After each validation (not the sanity check; rank 0 alone): the module's per-frame PSNR curve appended to
+    `<run dir>/val_psnr_per_frame.jsonl` and, with a W&B logger, logged as a table W&B can plot; the rollout of
+    the first validation sequence as a small GIF (every `GIF_FRAME_STEP`-th frame, twice the size) at most
+    `wandb_gifs` times a run, at evenly spaced points of its steps (the first validation is the first point)."""
+
+    GIF_FRAME_STEP = 3
+
+    def __init__(self, wandb_gifs: int = 4):
+        self.wandb_gifs, self.gifs_logged = wandb_gifs, 0
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        record = pl_module.last_validation  # {epoch, step, psnr: the curve over predicted frames}
+        with open(Path(trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                self.log_to_wandb(trainer, logger, record, pl_module.val_example)
+
+    def log_to_wandb(self, trainer: L.Trainer, logger: WandbLogger, record: dict, example: dict) -> None:
+        step = record["step"]
+        rows = [[t + 1, v] for t, v in enumerate(record["psnr"])]
+        logger.log_table("val/psnr_per_frame", columns=["frame", "psnr"], data=rows, step=step)
+        total = min(trainer.estimated_stepping_batches, 1e12)  # inf: a run with no set end
+        if self.gifs_logged < self.wandb_gifs and step >= self.gifs_logged * total / self.wandb_gifs:
+            gif = Path(trainer.default_root_dir) / "val_rollout.gif"
+            frames = {k: v[:: self.GIF_FRAME_STEP].cpu() for k, v in example.items()}  # each (T / 3, 3, H, W)
+            write_gif(gif, frames, fps=25 / self.GIF_FRAME_STEP, scale=2)
+            logger.log_video("val/rollout", [str(gif)], step=step, format=["gif"])
+            self.gifs_logged += 1

@@ -6,23 +6,18 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from cvae_video.errors import UserError
-from cvae_video.metrics import PerFrameMean, kaggle_psnr, psnr_per_frame, ssim_per_frame
+from cvae_video.metrics import PerFrameMean, copy_first_frame, kaggle_psnr, psnr_per_frame, ssim_per_frame
 from cvae_video.models.acceleration import configure
-from cvae_video.video_io import write_gif
 
 log = logging.getLogger(__name__)
-GIF_FRAME_STEP = 3  # the W&B rollout GIF shows every third frame
 
 
 class NonFiniteLossError(UserError):
@@ -47,8 +42,6 @@ class CVAEModule(L.LightningModule):
     val_seed: the seed of validation's own z generator.
     dead_margin_db: a validation whose PSNR is less than this far above copy-first-frame's prints (and logs) a
         warning that the model has not learned beyond copying the first frame.
-    wandb_gifs: with a W&B logger, the validation rollout goes to W&B as a small GIF (every `GIF_FRAME_STEP`-th
-        frame, at twice the size) at most this many times a run, spread over its steps.
     speed: how `net` runs, never what it computes: the keyword arguments of `models.acceleration.configure`
         (time_chunk, channels_last, cuda_graphs, compile); None leaves `net` as it is.
     run_config: the composed run config as plain containers, stored in checkpoints so evaluate/predict
@@ -66,7 +59,6 @@ class CVAEModule(L.LightningModule):
         nan_patience: int = 20,
         val_seed: int = 0,
         dead_margin_db: float = 2.0,
-        wandb_gifs: int = 4,
         speed: dict | None = None,
         run_config: dict | None = None,
     ):
@@ -85,7 +77,7 @@ class CVAEModule(L.LightningModule):
         self.copy_first_psnr_curve = PerFrameMean()  # the baseline a model must beat, on the same frames
         self.val_ssim_curve = PerFrameMean()
         self.val_kaggle = PerFrameMean()  # one value per sequence: the course's Kaggle score
-        self.gifs_logged = 0
+        self.last_validation: dict = {}  # epoch, step and per-frame PSNR; with `val_example`: callbacks' to record
 
     def setup(self, stage: str) -> None:
         # After the DataModule's setup and before Lightning's own check, which ends in a traceback.
@@ -222,7 +214,7 @@ class CVAEModule(L.LightningModule):
         if batch_idx == 0:
             self.val_example = {"truth": frames[0], "prediction": video[0], "pose": poses[0]}  # each (T, 3, H, W)
         self.val_psnr_curve.update(psnr_per_frame(video[:, 1:], frames[:, 1:]))  # (B, 629)
-        self.copy_first_psnr_curve.update(psnr_per_frame(frames[:, :1].expand_as(frames[:, 1:]), frames[:, 1:]))
+        self.copy_first_psnr_curve.update(psnr_per_frame(copy_first_frame(frames), frames[:, 1:]))
         self.val_ssim_curve.update(ssim_per_frame(video[:, 1:], frames[:, 1:]))
         self.val_kaggle.update(kaggle_psnr(video, frames)[:, None])  # (B, 1)
 
@@ -243,29 +235,7 @@ class CVAEModule(L.LightningModule):
                 f"{gain:+.2f} dB from copy-first-frame ({copy_first.mean():.2f} dB): the model has not "
                 f"learned more than copying the first frame (margin {self.hparams.dead_margin_db:g} dB)"
             )
-        record = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
-        with open(Path(self.trainer.default_root_dir) / "val_psnr_per_frame.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                self.log_to_wandb(logger, record["psnr"])
-
-    def log_to_wandb(self, logger: WandbLogger, psnr: list[float]) -> None:
-        """The per-frame curve as a table W&B can plot; the rollout as a GIF when the run has passed the next of
-        `wandb_gifs` evenly spaced points of its steps (the first validation is the first point)."""
-        logger.log_table(
-            "val/psnr_per_frame",
-            columns=["frame", "psnr"],
-            data=[[t + 1, v] for t, v in enumerate(psnr)],
-            step=self.global_step,
-        )
-        wanted, total = self.hparams.wandb_gifs, min(self.trainer.estimated_stepping_batches, 1e12)  # inf: no end
-        if self.gifs_logged < wanted and self.global_step >= self.gifs_logged * total / wanted:
-            gif = Path(self.trainer.default_root_dir) / "val_rollout.gif"
-            frames = {k: v[::GIF_FRAME_STEP].cpu() for k, v in self.val_example.items()}
-            write_gif(gif, frames, fps=25 / GIF_FRAME_STEP, scale=2)
-            logger.log_video("val/rollout", [str(gif)], step=self.global_step, format=["gif"])
-            self.gifs_logged += 1
+        self.last_validation = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["run_config"] = self.run_config

@@ -7,7 +7,7 @@ from cvae_video.models.sequence import gaussian_kl, kl_to_standard_normal
 from cvae_video.models.template import DepthConvBlock, TemplateCVAE
 
 
-def small(**settings):
+def narrow_template(**settings):
     torch.manual_seed(0)
     return TemplateCVAE(frame_dim=16, label_dim=8, noise_dim=4, fusion_dim=16, **settings)
 
@@ -26,7 +26,7 @@ def encoder_inputs(net, **unroll_kwargs):
     return seen, preds, kls
 
 
-@pytest.mark.parametrize("design", [small, compositing])
+@pytest.mark.parametrize("design", [narrow_template, compositing])
 @pytest.mark.parametrize("teacher_forcing", [True, False])
 def test_shapes(design, teacher_forcing):
     net = design()
@@ -60,7 +60,7 @@ def test_compositing_copies_the_first_or_previous_frame_where_its_weight_wins(so
 
 
 def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions():
-    net = small()
+    net = narrow_template()
     net.time_chunk = 1  # one encoder call per frame, so the hook sees each frame on its own
     frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
     seen, _, _ = encoder_inputs(net, poses=poses, frames=frames, use_posterior=True, teacher_forcing=True)
@@ -72,7 +72,7 @@ def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions()
     assert all(torch.equal(p, preds[:, t]) for t, p in enumerate(previous_inputs))
 
 
-@pytest.mark.parametrize("design", [small, compositing])
+@pytest.mark.parametrize("design", [narrow_template, compositing])
 def test_inference_needs_only_the_first_frame_and_samples_the_prior(design):
     net = design().eval()
     poses = torch.rand(1, 6, 3, 8, 16)
@@ -102,7 +102,7 @@ def test_gaussian_kl_matches_torch_distributions():
     assert torch.allclose(gaussian_kl(mu_q, logvar_q, zeros, zeros), kl_to_standard_normal(mu_q, logvar_q), rtol=1e-5)
 
 
-@pytest.mark.parametrize("design", [small, compositing])
+@pytest.mark.parametrize("design", [narrow_template, compositing])
 def test_learned_prior_is_trained_against_and_sampled_from(design):
     net = design(prior="learned")
     frames, poses = torch.rand(2, 5, 3, 8, 16), torch.rand(2, 5, 3, 8, 16)
@@ -141,7 +141,7 @@ def test_learned_prior_is_trained_against_and_sampled_from(design):
 
 def test_an_unknown_prior_is_refused():
     with pytest.raises(ValueError, match="prior must be one of"):
-        small(prior="lerned")
+        narrow_template(prior="lerned")
 
 
 def test_the_template_at_the_labs_widths_has_the_courses_parameter_count():

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from cvae_video.report import compare, reads_previous_frame
+from cvae_video.claims import compare, reads_previous_frame
 from cvae_video.report import main as report_main
 from tests.conftest import CONF_DIR, tiny_overrides
 
