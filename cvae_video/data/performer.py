@@ -111,6 +111,7 @@ LIMB_COLOURS = [
     (0, 0, 255),
 ]
 
+
 def _skeleton(p: dict[str, float], height: float, width: float) -> tuple[dict[str, tuple], float]:
     """Joint positions in pixels at the drawing scale, and the standing height in pixels."""
     h = height * 0.74 / p["dist"]
