@@ -6,7 +6,7 @@
 #     bash bench/demo_pair.sh OUT_DIR NAME_A "OVERRIDES_A" NAME_B "OVERRIDES_B"
 #
 # The comparisons of docs/experiments.md made with it (2026-11-27, with epochs of 28 batches: 140 steps):
-#   the learned prior (issue 14), at SVG-LP's beta (a constant 1e-4), per seed S:
+#   the learned prior, at SVG-LP's beta (a constant 1e-4), per seed S:
 #     bash bench/demo_pair.sh outputs/priors fixed_seedS "seed=S kl.value=1e-4 trainer.limit_train_batches=28" \
 #         learned_seedS "seed=S kl.value=1e-4 model.prior=learned trainer.limit_train_batches=28"
 #   reading the previous frame ("model=small"):

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Issue 11's GPU check of 2026-11-26, in one call on one CUDA GPU (~5 minutes): the template under the lab's stated
-# recipe (teacher forcing, tfr=linear, which the defaults have left out since; bench/gpu_session.sh has both).
+# The template's learning under the lab's stated recipe and the small model's clips, in one call on one CUDA GPU
+# (~5 minutes): teacher forcing, tfr=linear, which the defaults leave out (bench/gpu_session.sh has both).
 #
 #     bash bench/gpu_learning_check.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_learning_check
 #
 # Side by side on the one GPU (the lab's batch 2 is launch-bound, so the runs share it at nearly full speed):
-#   seed, seed_exact, seed+monotonic+adamw   trainer=gpu (bf16-mixed), batch 2, 3 minutes each, across beta's
+#   template, template+monotonic+adamw       trainer=gpu (bf16-mixed), batch 2, 3 minutes each, across beta's
 #                                            first rise (cyclical: epoch 1), validating 4 times an epoch
 #   small, data.train_frame_step=1|20|40     the demo's recipe on the GPU, 8 epochs of 31 batches (248 steps)
 #   the exact-resume test on CUDA            tests/test_reliability.py -k "sigkill and cuda"
@@ -34,9 +34,8 @@ run() {   # run NAME OVERRIDES...: one training run in the background, its outpu
   local name=$1; shift
   $PY -m cvae_video.train "$@" hydra.run.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1 &
 }
-run seed "${TEMPLATE[@]}" model=seed
-run seed_exact "${TEMPLATE[@]}" model=seed_exact
-run seed_monotonic_adamw "${TEMPLATE[@]}" model=seed kl=monotonic optim=adamw
+run template "${TEMPLATE[@]}" model=template
+run template_monotonic_adamw "${TEMPLATE[@]}" model=template kl=monotonic optim=adamw
 for step in 1 20 40; do
   run "small_step$step" "${COMMON[@]}" experiment=demo trainer.max_epochs=8 data.train_frame_step=$step
 done

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Every GPU check of issues 11, 13 and 14 in one call on one CUDA GPU (~8 minutes), all runs side by side:
+# The template's GPU checks and the GPU sweep in one call on one CUDA GPU (~8 minutes), all runs side by side:
 #
 #     bash bench/gpu_session.sh [OUT_DIR]     # OUT_DIR: $1, else $OUT, else outputs/gpu_session
 #
 #   the GPU sweep                  bench/gpu_sweep.sh (experiment=lab_comparison_gpu, 14 runs at once), its report
 #   the template, 3 minutes each   trainer=gpu (bf16-mixed), batch 2, the defaults (no teacher forcing) but for what
-#                                  is named: seed and seed_exact with beta per epoch (the lab's) and per step (issue
-#                                  11), seed with beta per step under kl=monotonic optim=adamw (the user's second
-#                                  command) and with model.prior=learned (issue 14, against seed per step)
+#                                  is named: beta per epoch (the lab's) and per step, beta per step under
+#                                  kl=monotonic optim=adamw and with model.prior=learned
 #   then evaluate on each template run's best checkpoint (eval.num_samples=5: mean, best-of-5, SSIM, spread).
 # Writes OUT_DIR/session.log (every template run's validation curve and evaluation) and OUT_DIR/results.tgz (the
 # sweep's report and logs, the template runs' metrics and evaluations; no checkpoints). Wheels: see gpu_sweep.sh.
@@ -48,12 +47,10 @@ train() {   # train NAME OVERRIDES...: one template run, then evaluate on its be
       hydra.run.dir="$WORK/runs/$name/eval" > "$WORK/runs/$name.eval.log" 2>&1
 }
 EPOCH=callbacks.beta.per_step=false STEP=callbacks.beta.per_step=true
-train seed_beta_per_epoch model=seed $EPOCH &
-train seed_exact_beta_per_epoch model=seed_exact $EPOCH &
-train seed_beta_per_step model=seed $STEP &
-train seed_exact_beta_per_step model=seed_exact $STEP &
-train seed_monotonic_adamw_per_step model=seed kl=monotonic optim=adamw $STEP &
-train seed_learned_prior_per_step model=seed model.prior=learned $STEP &
+train template_beta_per_epoch model=template $EPOCH &
+train template_beta_per_step model=template $STEP &
+train template_monotonic_adamw_per_step model=template kl=monotonic optim=adamw $STEP &
+train template_learned_prior_per_step model=template model.prior=learned $STEP &
 wait $(jobs -p | grep -v "^$SWEEP_PID$")
 echo "template runs and evaluations done at $((SECONDS - START)) s (sweep beside them: ${SWEEP:-1})"
 

@@ -41,7 +41,7 @@ from cvae_video.models.acceleration import CompiledSteps, CUDAGraphSteps, config
 from cvae_video.models.template import TemplateCVAE
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDTHS = dict(frame_dim=128, label_dim=32, noise_dim=12, fusion_dim=192)  # model=seed
+WIDTHS = dict(frame_dim=128, label_dim=32, noise_dim=12, fusion_dim=192)  # model=template
 LR, CLIP = 1e-3, 1.0
 
 

@@ -152,7 +152,7 @@ def test_verdict_rule_needs_a_difference_beyond_the_spread():
     assert compare([20.0], [25.0]) == 0 and compare([], [25.0, 25.1]) == 0  # one seed: no spread to judge by
 
 
-@pytest.mark.parametrize("model,reads", [("seed", True), ("small", False), ("small_previous", True)])
+@pytest.mark.parametrize("model,reads", [("template", True), ("small", False), ("small_previous", True)])
 def test_the_report_knows_whether_teacher_forcing_can_matter(compose_train, model, reads):
     """A sweep of a model that reads no previous frame gets "not tested" for the teacher-forcing claim."""
     assert reads_previous_frame(compose_train([f"model={model}"])) is reads
