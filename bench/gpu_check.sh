@@ -4,13 +4,13 @@
 #     bash bench/gpu_check.sh [OUT_DIR]      # OUT_DIR: $1, else $OUT, else outputs/bench_gpu
 #
 # Writes OUT_DIR/gpu_check.log, OUT_DIR/bench.json (training rows in bf16-mixed, the trainer=gpu setting,
-# against the seed loop in fp32; rollouts in float32, as CVAEModule.rollout) and OUT_DIR/fp32/bench.json (the
+# against the reference loop in fp32; rollouts in float32, as CVAEModule.rollout) and OUT_DIR/fp32/bench.json (the
 # rollouts through torch.compile). Needs no network and no
 # install: it picks the first python whose torch sees CUDA (the GPU image's python3 before the project's
 # .venv, a CPU build), and runs the package from this checkout through PYTHONPATH. Lightning is only needed
 # for the Trainer.fit row, which is skipped (and said so) without it.
-# The seed loop is read from ../shared/reference/seed_model.py or shared/reference/seed_model.py (or
-# $SEED_MODEL); without it the seed rows are skipped.
+# The reference loop is read from ../shared/reference/seed_model.py or shared/reference/seed_model.py (or
+# $REFERENCE_MODEL); without it the reference rows are skipped.
 # BENCH_DEVICE=cpu BENCH_TINY=1: the same steps at tiny sizes on CPU (tests/test_bench.py runs this);
 # BENCH_LIMIT_S: the time limit of the main bench run (default 165 s; the compiled run gets 2/3 of it).
 set -uo pipefail
@@ -50,12 +50,12 @@ fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,driver_version --format=csv
 
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True   # the seed loop at batch 32 holds ~58 GB in fp32
-SEED_ARGS=()
-for f in "${SEED_MODEL:-}" ../shared/reference/seed_model.py shared/reference/seed_model.py; do
-  if [ -n "$f" ] && [ -f "$f" ]; then SEED_ARGS=(--seed-model "$f"); echo "seed loop: $f"; break; fi
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True   # the reference loop at batch 32 holds ~58 GB in fp32
+REFERENCE_ARGS=()
+for f in "${REFERENCE_MODEL:-}" ../shared/reference/seed_model.py shared/reference/seed_model.py; do
+  if [ -n "$f" ] && [ -f "$f" ]; then REFERENCE_ARGS=(--reference-model "$f"); echo "reference loop: $f"; break; fi
 done
-[ ${#SEED_ARGS[@]} -gt 0 ] || echo "seed_model.py not found: the seed rows will be skipped"
+[ ${#REFERENCE_ARGS[@]} -gt 0 ] || echo "seed_model.py not found: the reference rows will be skipped"
 
 if [ "${BENCH_TINY:-0}" = 1 ]; then
   MAIN=(--batches 1 2 --frames 3 --frame-size 8 16 --steps 1 --warmup 1 --chunk-sweep 0
@@ -64,7 +64,7 @@ if [ "${BENCH_TINY:-0}" = 1 ]; then
 else
   # the lab's sizes: clips of 16 frames at batch 32 and 2 (the lab's default), 32 first so that the time limit
   # never cuts the rows the epoch target needs; NCHW against NHWC at 32; an epoch of 1,463 clips; 630-frame
-  # rollouts of one sequence and of all 5 test sequences (seed, eager, CUDA graph, CUDA graph with bf16 weights)
+  # rollouts of one sequence and of all 5 test sequences (reference, eager, CUDA graph, CUDA graph with bf16 weights)
   MAIN=(--batches 32 2 --frames 16 --steps 4 --warmup 2 --chunk-sweep 0
         --rollout-frames 630 --rollout-batches 1 5 --rollout-reps 1 --epoch-clips 1463)
   # the rollouts through torch.compile (reduce-overhead), at batch 1 and 5
@@ -73,11 +73,11 @@ fi
 LIMIT=${BENCH_LIMIT_S:-165}
 
 echo "== bench, bf16-mixed ($((SECONDS - START)) s so far; limit $LIMIT s)"
-timeout "$LIMIT" "$PY" -m bench.steps --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${SEED_ARGS[@]}" \
+timeout "$LIMIT" "$PY" -m bench.steps --device "$DEVICE" --precision bf16-mixed "${MAIN[@]}" "${REFERENCE_ARGS[@]}" \
   --out "$OUT_DIR"
 status=$?
 echo "== bench, compiled rollouts ($((SECONDS - START)) s so far; limit $((LIMIT * 2 / 3)) s)"
-timeout "$((LIMIT * 2 / 3))" "$PY" -m bench.steps --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-seed \
+timeout "$((LIMIT * 2 / 3))" "$PY" -m bench.steps --device "$DEVICE" --precision 32-true "${FP32[@]}" --no-reference \
   --no-lightning --out "$OUT_DIR/fp32"
 "$PY" - "$OUT_DIR" <<'EOF'
 import json, sys

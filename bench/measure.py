@@ -111,13 +111,15 @@ class Bench:
             "predicted_frames_per_s": predicted / result["seconds"],
             "times": [round(t, 5) for t in result["times"]],
         }
-        baseline = self.find("seed" if kind == "rollout" else "seed TF" if "TF" in name else "seed free", kind, batch)
-        row["x_seed"] = row["seconds"] / baseline["seconds"] if baseline else None
+        baseline = self.find(
+            "reference" if kind == "rollout" else "reference TF" if "TF" in name else "reference free", kind, batch
+        )
+        row["x_reference"] = row["seconds"] / baseline["seconds"] if baseline else None
         self.rows.append(row)
-        x_seed = f"{row['x_seed']:.2f}" if row["x_seed"] is not None else "-"
+        x_reference = f"{row['x_reference']:.2f}" if row["x_reference"] is not None else "-"
         print(
             f"{kind:8s} {name:28s} {batch:5d} {frames:6d} {row['seconds']:10.4f} "
-            f"{row['predicted_frames_per_s']:11.1f} {x_seed:>7s} {row['peak_mb']:9.0f}  {row.get('note', '')}",
+            f"{row['predicted_frames_per_s']:11.1f} {x_reference:>7s} {row['peak_mb']:9.0f}  {row.get('note', '')}",
             flush=True,
         )
         self.write()
@@ -139,8 +141,8 @@ class Bench:
     def ratios(self, batch: int) -> dict:
         return {
             "lightning_over_plain": self.ratio("lightning free", "plain free", batch),
-            "tf_over_seed": self.ratio("plain TF", "seed TF", batch),
-            "free_over_seed": self.ratio("plain free", "seed free", batch),
+            "tf_over_reference": self.ratio("plain TF", "reference TF", batch),
+            "free_over_reference": self.ratio("plain free", "reference free", batch),
         }
 
     def summary(self) -> dict:
@@ -163,7 +165,7 @@ class Bench:
                 "steps": steps,
                 **{
                     f"{name.replace(' ', '_')}_s": row["seconds"] * steps
-                    for name in ("seed TF", "seed free", "plain TF", "plain free")
+                    for name in ("reference TF", "reference free", "plain TF", "plain free")
                     if (row := self.find(name, "train", batch))
                 },
             }

@@ -1,4 +1,4 @@
-"""Speed of training steps and rollouts against the lab's seed loop, in one process: `make bench`.
+"""Speed of training steps and rollouts against the lab's reference loop, in one process: `make bench`.
 
     python -m bench.steps        # CPU, small sizes: batch 2 x 8 frames, rollouts of 16 frames (~2 min)
     bash bench/gpu_check.sh           # CUDA, the lab's sizes (see there)
@@ -7,19 +7,19 @@ Every row uses the template's widths (F128 L32 N12 D192), random frames and pose
 times the median of `--steps` steps after `--warmup` (the GPU synchronized around each). Rollout rows
 predict `--rollout-frames - 1` frames from the first frame (z ~ N(0, I), no gradients, no autocast):
 
-    rollout seed          the template's inference loop with the seed's modules, one frame at a time
-    rollout project ...   `TemplateCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the weights
-                          in bf16 (`bf16-true`: no casts in the graph); (--compiled-rollouts) through
-                          `models.acceleration.CompiledSteps`
-    train seed TF / free  `train_step` of the lab's seed loop (shared/reference/seed_model.py, loaded by path),
-                          teacher forcing on (tfr=1) and off (tfr=0); always fp32 with cudnn.benchmark off
-    train plain TF / free `TemplateCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop: the
-                          work of `CVAEModule.training_step` (`--chunk-sweep`: other time chunks and layouts)
-    train lightning free  the same step through `Trainer.fit` and the real `CVAEModule` (no logger,
-                          checkpointing or progress bar), timed from batch end to batch end
+    rollout reference        the template's inference loop with the reference's modules, one frame at a time
+    rollout project ...      `TemplateCVAE.unroll`: eager; (CUDA) replaying a CUDA graph per step, also with the
+                             weights in bf16 (`bf16-true`: no casts in the graph); (--compiled-rollouts) through
+                             `models.acceleration.CompiledSteps`
+    train reference TF/free  `train_step` of the lab's reference loop (shared/reference/seed_model.py, loaded by
+                             path), teacher forcing on (tfr=1) and off (tfr=0); always fp32, cudnn.benchmark off
+    train plain TF / free    `TemplateCVAE.unroll` + `sequence_loss` + backward + clipping + Adam in a plain loop:
+                             the work of `CVAEModule.training_step` (`--chunk-sweep`: other time chunks, layouts)
+    train lightning free     the same step through `Trainer.fit` and the real `CVAEModule` (no logger,
+                             checkpointing or progress bar), timed from batch end to batch end
 
 Writes outputs/bench/bench.json (rewritten after every row, so a run cut short keeps what it measured) with
-the rows, the ratios `lightning_over_plain`, `tf_over_seed`, `free_over_seed` (step times at the first
+the rows, the ratios `lightning_over_plain`, `tf_over_reference`, `free_over_reference` (step times at the first
 batch size; `ratios_by_batch` for each) and, with `--epoch-clips`, an epoch's time at the largest batch.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from bench.measure import Bench, PeakMemory, timed
-from bench.seed_loop import SEED_MODEL_PATHS, load_seed_model, seed_rollout
+from bench.reference_loop import REFERENCE_MODEL_PATHS, load_reference_model, reference_rollout
 from cvae_video.models.acceleration import CompiledSteps, CUDAGraphSteps, configure
 from cvae_video.models.template import TemplateCVAE
 
@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--precision",
         default="32-true",
         choices=["32-true", "bf16-mixed"],
-        help="for this project's training rows (rollouts run float32, as CVAEModule.rollout; the seed "
+        help="for this project's training rows (rollouts run float32, as CVAEModule.rollout; the reference "
         "loop always runs fp32)",
     )
     p.add_argument("--batches", type=int, nargs="*", default=[2], help="training batch sizes (none: no training rows)")
@@ -91,8 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0,
         help="estimate an epoch of this many clips at the largest batch (the lab: 1463)",
     )
-    p.add_argument("--seed-model", type=Path, default=None, help="seed_model.py (default: shared/reference/)")
-    p.add_argument("--no-seed", action="store_true", help="skip the seed loop's rows")
+    p.add_argument("--reference-model", type=Path, default=None, help="seed_model.py (default: shared/reference/)")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference loop's rows")
     p.add_argument("--no-lightning", action="store_true", help="skip the Trainer.fit row")
     p.add_argument("--out", type=Path, default=ROOT / "outputs/bench", help="folder for bench.json")
     args = p.parse_args(argv)
@@ -197,15 +197,15 @@ def lightning_seconds(net: TemplateCVAE, frames: torch.Tensor, poses: torch.Tens
     return {"seconds": statistics.median(intervals), "times": intervals, "peak_mb": round(peak.mb, 1)}
 
 
-def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
+def train_rows(bench: Bench, reference, batch: int, args, device) -> None:
     frames, poses = clip(batch, args.frames, args, device)
     run = partial(timed, warmup=args.warmup, reps=args.steps, device=device)
 
-    def seed_row(tfr: float) -> dict:
+    def reference_row(tfr: float) -> dict:
         torch.manual_seed(0)
-        m = seed.SeedVAE().to(device)
+        m = reference.SeedVAE().to(device)
         opt = torch.optim.Adam(m.parameters(), LR)
-        return run(lambda: seed.train_step(m, opt, frames, poses, tfr=tfr))
+        return run(lambda: reference.train_step(m, opt, frames, poses, tfr=tfr))
 
     def plain_row(teacher_forcing: bool, host_reads: bool = False, **overrides) -> dict:
         net = make_net(args, device, **overrides)
@@ -213,10 +213,10 @@ def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
         precision = precision_context(args, device)
         return run(lambda: plain_step(net, opt, frames, poses, teacher_forcing, precision, host_reads))
 
-    if seed is not None:
-        torch.backends.cudnn.benchmark = False  # the seed loop as it is
-        bench.add("train", "seed TF", batch, args.frames, lambda: seed_row(1.0))
-        bench.add("train", "seed free", batch, args.frames, lambda: seed_row(0.0))
+    if reference is not None:
+        torch.backends.cudnn.benchmark = False  # the reference loop as it is
+        bench.add("train", "reference TF", batch, args.frames, lambda: reference_row(1.0))
+        bench.add("train", "reference free", batch, args.frames, lambda: reference_row(0.0))
     torch.backends.cudnn.benchmark = device.type == "cuda"  # as trainer=gpu (benchmark: true)
     sweep = args.chunk_sweep if batch == max(args.batches) else []
     variants = [("plain", {})] + [
@@ -246,19 +246,19 @@ def train_rows(bench: Bench, seed, batch: int, args, device) -> None:
         row["x_plain"] = bench.ratio("lightning free", "plain free", batch)
 
 
-def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = False) -> None:
-    """Rollouts at one batch size: the seed's loop, this project's eager and (CUDA) CUDA-graph ones; or, with
+def rollout_rows(bench: Bench, reference, batch: int, args, device, compiled: bool = False) -> None:
+    """Rollouts at one batch size: the reference loop, this project's eager and (CUDA) CUDA-graph ones; or, with
     `compiled`, just the one through torch.compile."""
     frames, poses = clip(batch, args.rollout_frames, args, device)
     first = frames[:, :1]
     run = partial(timed, warmup=1, reps=args.rollout_reps, device=device)
-    torch.backends.cudnn.benchmark = False  # the seed loop as it is
+    torch.backends.cudnn.benchmark = False  # the reference loop as it is
     net = make_net(args, device).eval()
 
-    def seed_row() -> dict:
+    def reference_row() -> dict:
         torch.manual_seed(0)
-        m = seed.SeedVAE().to(device).eval()
-        return run(lambda: seed_rollout(m, first, poses))
+        m = reference.SeedVAE().to(device).eval()
+        return run(lambda: reference_rollout(m, first, poses))
 
     @torch.inference_mode()  # as Lightning's validation and predict loops
     def rollout(noise=None, model=net) -> torch.Tensor:
@@ -295,8 +295,8 @@ def rollout_rows(bench: Bench, seed, batch: int, args, device, compiled: bool = 
             args.rollout_frames,
             lambda: accelerated_row(lambda: setattr(net, "fast_step", CompiledSteps(mode))),
         )
-    if seed is not None:
-        bench.add("rollout", "seed", batch, args.rollout_frames, seed_row)
+    if reference is not None:
+        bench.add("rollout", "reference", batch, args.rollout_frames, reference_row)
     torch.backends.cudnn.benchmark = device.type == "cuda"
     bench.add("rollout", "project eager", batch, args.rollout_frames, lambda: run(rollout))
     if device.type != "cuda":
@@ -326,21 +326,23 @@ def main(argv=None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but torch.cuda.is_available() is False")
     bench = Bench(args, device)
-    seed = None if args.no_seed else load_seed_model(args.seed_model)
-    if args.no_seed:
-        bench.skip("seed rows", "--no-seed")
-    elif seed is None:
-        bench.skip("seed rows", f"seed_model.py not found (looked for {args.seed_model or SEED_MODEL_PATHS})")
+    reference = None if args.no_reference else load_reference_model(args.reference_model)
+    if args.no_reference:
+        bench.skip("reference rows", "--no-reference")
+    elif reference is None:
+        bench.skip(
+            "reference rows", f"seed_model.py not found (looked for {args.reference_model or REFERENCE_MODEL_PATHS})"
+        )
     print(
         f"{'kind':8s} {'row':28s} {'batch':>5s} {'frames':>6s} {'s/step':>10s} {'pred fr/s':>11s} "
-        f"{'x seed':>7s} {'peak MB':>9s}  ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})"
+        f"{'x ref':>7s} {'peak MB':>9s}  ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})"
     )
     for batch in args.rollout_batches:
-        rollout_rows(bench, seed, batch, args, device)
+        rollout_rows(bench, reference, batch, args, device)
     for batch in args.batches:
-        train_rows(bench, seed, batch, args, device)
+        train_rows(bench, reference, batch, args, device)
     for batch in args.compiled_rollouts:  # last: compiling can take a minute
-        rollout_rows(bench, seed, batch, args, device, compiled=True)
+        rollout_rows(bench, reference, batch, args, device, compiled=True)
     summary = bench.summary()
     if args.batches:
         print(

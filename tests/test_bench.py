@@ -40,7 +40,7 @@ def test_bench_runs_and_writes_the_ratios(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "bench.json").read_text())
-    assert set(result["ratios"]) == {"lightning_over_plain", "tf_over_seed", "free_over_seed"}
+    assert set(result["ratios"]) == {"lightning_over_plain", "tf_over_reference", "free_over_reference"}
     names = {r["name"] for r in result["rows"]}
     assert {"plain TF", "plain free", "lightning free", "project eager"} <= names
     assert result["ratios"]["lightning_over_plain"] > 0

@@ -1,4 +1,4 @@
-"""The lab's seed loop (`shared/reference/seed_model.py`, outside the package), loaded by path, and its
+"""The lab's reference loop (`shared/reference/seed_model.py`, outside the package), loaded by path, and its
 inference loop: the baseline every row of `bench.steps` is compared with."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_MODEL_PATHS = [ROOT.parent / "shared/reference/seed_model.py", ROOT / "shared/reference/seed_model.py"]
+REFERENCE_MODEL_PATHS = [ROOT.parent / "shared/reference/seed_model.py", ROOT / "shared/reference/seed_model.py"]
 
 
-def load_seed_model(path: Path | None):
+def load_reference_model(path: Path | None):
     """The seed_model.py module, loaded by path (it is not part of the package), or None when absent."""
-    for candidate in [path] if path else SEED_MODEL_PATHS:
+    for candidate in [path] if path else REFERENCE_MODEL_PATHS:
         if candidate.is_file():
             spec = importlib.util.spec_from_file_location("seed_model", candidate)
             module = importlib.util.module_from_spec(spec)
@@ -24,8 +24,8 @@ def load_seed_model(path: Path | None):
 
 
 @torch.no_grad()
-def seed_rollout(m, first: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
-    """The template's inference loop with the seed's modules: per frame, encode the previous output and the
+def reference_rollout(m, first: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+    """The template's inference loop with the reference's modules: per frame, encode the previous output and the
     pose, z ~ N(0, I), fuse, generate. first (B, 1, 3, H, W), poses (B, T, 3, H, W) -> (B, T-1, 3, H, W)."""
     b, steps, _, h, w = poses.shape
     noise_dim = m.post[-1].out_channels // 2
