@@ -100,6 +100,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.train_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
     "data.val_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
     "data.partial": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "data.train_frame_step": (lambda v: v >= 1, ">= 1 (1: consecutive frames)"),
+    "eval.num_samples": (lambda v: v >= 1, ">= 1"),
     "trainer.max_epochs": (lambda v: v >= 1, ">= 1 (the KL, teacher-forcing and lr schedules are laid over them)"),
     "module.nan_patience": (lambda v: v >= 1, ">= 1"),
     "module.grad_clip_val": (lambda v: v is None or v > 0, "> 0, or null for no clipping"),
@@ -107,16 +109,15 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 
 
 # key -> its allowed values (keys set in a yaml file and used inside a network, where Hydra would wrap the error)
-CHOICES: dict[str, tuple[str, ...]] = {"model.prior": SequenceCVAE.PRIORS}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.prior": SequenceCVAE.PRIORS,
+    "module.teacher_forcing_per": ("batch", "epoch"),
+}
 
 
 def check_ranges(cfg: DictConfig) -> None:
-    """Raise `UserError` naming the first key whose value is out of its allowed range or choices."""
-    if OmegaConf.select(cfg, "data.from_checkpoint"):
-        raise UserError(
-            "data=checkpoint is evaluate's and predict's (the data a checkpoint was trained on); name a "
-            "data set to train on: data=synthetic, or data=lab4 data.root=/path/to/LAB4_Dataset"
-        )
+    """Raise `UserError` naming the first key whose value is out of its allowed range or choices (every entry
+    point's config: a key it lacks is not checked)."""
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key, default=allowed[0])
         if value not in allowed:

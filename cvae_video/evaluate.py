@@ -38,7 +38,7 @@ from torch.utils.data import default_collate
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.atomic import atomic_open
-from cvae_video.errors import UserError, user_errors
+from cvae_video.errors import user_errors
 from cvae_video.inference import load_for_inference
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
 from cvae_video.plots import Lines, Panel, save_figure
@@ -53,8 +53,6 @@ BASELINE_NAMES = {
 
 def evaluate(cfg: DictConfig) -> dict:
     n = cfg.eval.num_samples
-    if n < 1:
-        raise UserError(f"eval.num_samples must be at least 1, got {n}")
     module, trained, datamodule, device = load_for_inference(cfg, "validate")
     frames, poses = (x.to(device) for x in default_collate(list(datamodule.val_set)))  # (S, T, 3, H, W) each
     s, t = frames.shape[:2]

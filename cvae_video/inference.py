@@ -15,9 +15,10 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cvae_video.checkpoints import read_checkpoint
+from cvae_video.config import check_ranges
 from cvae_video.data.datamodule import LAB4DataModule
 from cvae_video.errors import UserError
 from cvae_video.models.sequence import SequenceCVAE
@@ -111,11 +112,15 @@ def load_for_inference(cfg: DictConfig, stage: str) -> tuple[CVAEModule, dict, L
     device = pick_device(cfg.device)
     module, trained = load_module(cfg.ckpt_path, device)
     data, source = data_config(cfg.data, module.run_config, cfg.ckpt_path)
-    datamodule = instantiate(data)
-    if data is cfg.data:
+    named, typed_root = data is cfg.data, cfg.data.get("root")
+    with open_dict(cfg):
+        cfg.data = data  # the data read, also in the run's recorded config
+    check_ranges(cfg)
+    datamodule = instantiate(cfg.data)
+    if named:
         datamodule.prepare_data()  # a synthetic set the user names is made where the package keeps its sets
     elif not datamodule.root.is_dir():
-        folder = "data.root" if cfg.data.root is not None else "the checkpoint's data folder"
+        folder = "data.root" if typed_root is not None else "the checkpoint's data folder"
         raise UserError(
             f"{folder} {datamodule.root} does not exist: point to the data with data.root=/path/to/it "
             f"(another data set: data=lab4 data.root=...)"

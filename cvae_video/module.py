@@ -63,8 +63,6 @@ class CVAEModule(L.LightningModule):
         run_config: dict | None = None,
     ):
         super().__init__()
-        if teacher_forcing_per not in ("batch", "epoch"):
-            raise UserError(f"module.teacher_forcing_per must be 'batch' or 'epoch', got {teacher_forcing_per!r}")
         self.automatic_optimization = False
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "speed", "run_config"], logger=False)
         self.net = net if speed is None else configure(net, **speed)

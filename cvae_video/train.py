@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
+    if OmegaConf.select(cfg, "data.from_checkpoint"):
+        raise UserError(
+            "data=checkpoint is evaluate's and predict's (the data a checkpoint was trained on); name a "
+            "data set to train on: data=synthetic, or data=lab4 data.root=/path/to/LAB4_Dataset"
+        )
     check_ranges(cfg)
     log.info(f"the composed config:\n{OmegaConf.to_yaml(cfg)}")  # the run's train.log
     if cfg.threads is not None:

@@ -127,8 +127,6 @@ class LAB4DataModule(L.LightningDataModule):
         self.check_root()
         if stage in ("fit", None) and self.train_set is None:
             frames, poses, starts = lab4.read_sequence_split(self.root, "train", h.frame_H, h.frame_W)
-            if h.train_frame_step < 1:
-                raise lab4.DataError(f"data.train_frame_step={h.train_frame_step}: must be at least 1")
             self.train_set = Clips(frames, poses, starts, h.train_vi_len, h.partial, h.train_frame_step)
             if len(self.train_set) == 0:
                 longest = max(b - a for a, b in zip(starts, starts[1:] + [len(frames)]))
