@@ -81,7 +81,9 @@ def evaluate(cfg: DictConfig) -> dict:
         "baselines": {
             "copy_first": {
                 **summary(frame_scores(copy_first_frame(frames), truth)),
-                "kaggle_psnr": kaggle_psnr(frames[:, :1].expand_as(frames), frames).mean().item(),
+                "kaggle_psnr": kaggle_psnr(torch.cat([frames[:, :1], copy_first_frame(frames)], 1), frames)
+                .mean()
+                .item(),
             },
             "copy_prev_gt": summary(frame_scores(copy_previous_frame(frames), truth)),
             "one_step": summary(frame_scores(one_step, truth)),

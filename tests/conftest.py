@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from omegaconf import open_dict
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.data.synthetic import generate
 
+ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "cvae_video" / "conf")
 TINY = dict(seed=0, train_videos=2, train_video_len=24, val_videos=1, test_videos=2, sequence_len=12)
 
@@ -40,6 +44,19 @@ def tiny_overrides(root: Path, out: Path) -> list[str]:
         "trainer.log_every_n_steps=1",
         "trainer.val_check_interval=1.0",
     ]
+
+
+def cli(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m cvae_video.<module> ARGS` as a user types it (WANDB_MODE unset, Hydra's short errors)."""
+    environment = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", f"cvae_video.{module}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment | (env or {}),
+    )
 
 
 def compose_config(name: str, overrides: list[str]):

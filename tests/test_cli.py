@@ -16,20 +16,8 @@ import torch
 
 from cvae_video.errors import UserError
 from cvae_video.evaluate import evaluate
-from tests.conftest import compose_config, tiny_overrides
+from tests.conftest import cli, compose_config, tiny_overrides
 from tests.test_evaluate import ROOT, eval_overrides
-
-
-def cli(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", f"cvae_video.{module}", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment | (env or {}),
-    )
 
 
 def tiny_cli_overrides(root: Path) -> list[str]:

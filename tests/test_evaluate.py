@@ -1,7 +1,5 @@
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from cvae_video.errors import UserError
 from cvae_video.evaluate import evaluate
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, summary
-from tests.conftest import compose_config
+from tests.conftest import cli, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 C1 = 0.01**2  # SSIM's luminance constant for data range 1
@@ -118,27 +116,12 @@ def test_missing_checkpoint_is_a_user_error(tiny_root, tmp_path):
 
 @pytest.mark.slow
 def test_cli_evaluate_writes_where_hydra_run_dir_points(tiny_root, tiny_run, tmp_path):
-    out = tmp_path / "eval"
-    cmd = [
-        sys.executable,
-        "-m",
-        "cvae_video.evaluate",
-        f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}",
-        f"data.root={tiny_root}",
-        "data.val_vi_len=6",
-        "eval.num_samples=2",
-        f"hydra.run.dir={out}",
-    ]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out, ckpt = tmp_path / "eval", tiny_run / "checkpoints" / "last.ckpt"
+    args = [f"data.root={tiny_root}", "data.val_vi_len=6", "eval.num_samples=2", f"hydra.run.dir={out}"]
+    result = cli("evaluate", f"ckpt_path={ckpt}", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "copy the previous true frame" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["best_of_n"]["n"] == 2
     assert (out / "psnr_per_frame.png").exists() and (out / "val_rollout.gif").exists()
-    missing = subprocess.run(
-        cmd[:3] + [f"ckpt_path={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    missing = cli("evaluate", f"ckpt_path={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}")
     assert missing.returncode == 1 and missing.stderr.strip().endswith("nope.ckpt does not exist")

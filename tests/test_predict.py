@@ -1,8 +1,6 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +11,7 @@ from PIL import Image
 from cvae_video.module import CVAEModule
 from cvae_video.predict import predict
 from cvae_video.video_io import write_gif, write_submission
-from tests.conftest import compose_config
-from tests.test_evaluate import ROOT
+from tests.conftest import cli, compose_config
 
 PIXELS = 3 * 32 * 64
 
@@ -93,17 +90,8 @@ def test_gif_has_one_frame_per_time_step_and_the_panels_side_by_side(tmp_path):
 
 @pytest.mark.slow
 def test_cli_predict(tiny_root, tiny_run, tmp_path):
-    out = tmp_path / "pred"
-    cmd = [
-        sys.executable,
-        "-m",
-        "cvae_video.predict",
-        f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}",
-        f"data.root={tiny_root}",
-        "data.val_vi_len=12",
-        f"hydra.run.dir={out}",
-    ]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out, ckpt = tmp_path / "pred", tiny_run / "checkpoints" / "last.ckpt"
+    result = cli("predict", f"ckpt_path={ckpt}", f"data.root={tiny_root}", "data.val_vi_len=12", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "submission.csv (24 rows)" in result.stdout
     assert (
