@@ -8,27 +8,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from cvae_video.cli import TRAINING_GROUPS, options
 from cvae_video.errors import UserError
 from cvae_video.train import train
-from tests.conftest import CONF_DIR, tiny_overrides
+from tests.conftest import tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {
-    g: sorted(p.stem for p in (Path(CONF_DIR) / g).glob("*.yaml") if p.stem != "checkpoint")  # evaluate's
-    for g in (
-        "data",
-        "model",
-        "kl",
-        "tfr",
-        "optim",
-        "lr",
-        "trainer",
-        "logger",
-        "callbacks",
-        "experiment",
-        "arm",
-        "debug",
-    )
+GROUPS = {  # every option of the training groups (the Optuna sweeper runs only under -m: tests/test_sweep.py)
+    g: [o for o in options(g) if o != "checkpoint"]  # data=checkpoint is evaluate's and predict's
+    for g in ("data", *TRAINING_GROUPS)
+    if g != "hparams_search"
 }
 
 
