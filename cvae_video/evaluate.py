@@ -38,6 +38,7 @@ from torch.utils.data import default_collate
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.atomic import atomic_open
+from cvae_video.data.synthetic import read_ceiling
 from cvae_video.errors import user_errors
 from cvae_video.inference import load_for_inference
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
@@ -92,6 +93,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "eval_config": OmegaConf.to_container(cfg, resolve=True),
     }
 
+    results["ceiling"], ceiling_line = read_ceiling(datamodule.root, "val")
     out = Path(cfg.paths.output_dir)
     with atomic_open(out / "metrics.json") as f:
         json.dump(results, f, indent=1)
@@ -107,6 +109,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.gif.scale,
     )
     print(table(results))
+    print(ceiling_line)
     for name in ("metrics.json", "psnr_per_frame.png", "val_rollout.gif"):
         print(f"wrote {out / name}")
     return results

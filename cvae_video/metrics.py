@@ -14,7 +14,7 @@ from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.utilities import dim_zero_cat
 
-PSNR_CEILING = 100.0  # dB: identical frames score this instead of infinity (JSON files stay finite)
+from cvae_video.scoring import KAGGLE_FRAMES, PSNR_CEILING
 
 
 def in_float32(score):
@@ -67,9 +67,6 @@ class PerFrameMean(Metric):
 
     def compute(self) -> torch.Tensor:
         return dim_zero_cat(self.rows).mean(0)
-
-
-KAGGLE_FRAMES = slice(1, 601)  # the course's scorer: frames 1-600 of each sequence (not 0, not 601-629)
 
 
 def frame_scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -37,6 +37,7 @@ from omegaconf import DictConfig
 
 from cvae_video import config  # noqa: F401  (registers the config resolvers)
 from cvae_video.atomic import atomic_open
+from cvae_video.data.synthetic import read_ceiling
 from cvae_video.errors import user_errors
 from cvae_video.inference import load_for_inference
 from cvae_video.metrics import frame_scores, kaggle_psnr, summary
@@ -74,6 +75,7 @@ def predict(cfg: DictConfig) -> dict:
         "frames": videos.shape[1],
         "submission_rows": rows,
     }
+    results["ceiling"], ceiling_line = read_ceiling(datamodule.root, "test")
     if "truth" in batch:
         scores = frame_scores(videos[:, 1:], batch["truth"][:, 1:])  # (S, T-1) each
         kaggle = kaggle_psnr(videos, batch["truth"])  # (S,)
@@ -89,6 +91,7 @@ def predict(cfg: DictConfig) -> dict:
             f"Kaggle-style PSNR {results['kaggle_psnr']:.2f} dB "
             f"(mean over {len(ids)} sequence(s)); wrote {out / 'test_scores.json'}"
         )
+    print(ceiling_line)
     return results
 
 

@@ -149,6 +149,8 @@ def test_evaluate_and_predict_read_the_data_the_checkpoint_was_trained_on(tiny_r
     assert "2 test sequence(s) x 12 frames" in predicted.stdout and "submission.csv (24 rows)" in predicted.stdout
     scores = json.loads((tmp_path / "predict" / "test_scores.json").read_text())
     assert scores["data_root"] == str(lab4) and scores["sequence_ids"] == [0, 1]
+    assert "the clean render, the ceiling (test, 2 whole sequence(s))" in predicted.stdout   # the set's ceiling.json
+    assert scores["ceiling"]["psnr_mean"] > scores["psnr_mean"]
     for name in ("submission.csv", "test_scores.json", "pred_seq0.gif", "seq0/frame0.png"):  # others can read them
         assert stat.S_IMODE((tmp_path / "predict" / name).stat().st_mode) & stat.S_IROTH, name
 
@@ -156,6 +158,7 @@ def test_evaluate_and_predict_read_the_data_the_checkpoint_was_trained_on(tiny_r
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     metrics = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
     assert metrics["data_root"] == str(lab4) and metrics["sequences"] == 2
+    assert metrics["ceiling"]["psnr_mean"] > metrics["psnr_mean"] and "the ceiling (val, 1 whole" in evaluated.stdout
 
     shutil.rmtree(lab4)
     gone = cli("predict", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'again'}")

@@ -14,6 +14,7 @@ from cvae_video.data import lab4
 from cvae_video.data.datamodule import LAB4DataModule
 from cvae_video.data.synthetic import generate
 from cvae_video.errors import UserError
+from tests.conftest import TINY
 
 
 def save(path: Path, value: int, size=(64, 32)):
@@ -197,3 +198,25 @@ def test_prepare_data_cli_makes_the_configured_set_once_and_names_a_missing_one(
         prepare_data.main(["data=lab4", f"data.root={tmp_path / 'none'}"])
     with pytest.raises(SystemExit, match=r"^error: data=nope: data has no option 'nope'; choose one of checkpoint, "):
         prepare_data.main(["data=nope"])
+
+
+def test_a_synthetic_set_records_the_ceiling_of_its_clean_render(tiny_root):
+    """ceiling.json holds, per validation and test sequence, the PSNR of the render before the camera's flicker
+    against the saved frames: recomputed here from the PNGs on disk with the package's torch PSNR."""
+    from cvae_video.data import performer
+    from cvae_video.data.synthetic import SPLITS, read_ceiling
+    from cvae_video.metrics import psnr_per_frame
+
+    ceiling = json.loads((tiny_root / "ceiling.json").read_text())
+    assert sorted(ceiling["val"]) == ["0"] and sorted(ceiling["test"]) == ["0", "1"]
+    rng = np.random.default_rng([TINY["seed"], SPLITS["test"], 1])
+    clean = [np.asarray(c) for _, _, c in performer.draw_video(rng, TINY["sequence_len"], (32, 64))]
+    saved = [np.asarray(Image.open(tiny_root / f"test/test_gt/1/frame{k}.png")) for k in range(len(clean))]
+    to_video = lambda frames: torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[None].float() / 255
+    psnr = psnr_per_frame(to_video(clean), to_video(saved))[0]  # (T,)
+    assert ceiling["test"]["1"]["psnr_mean"] == pytest.approx(psnr[1:].mean().item(), abs=1e-3)
+    assert 35 < ceiling["test"]["1"]["psnr_mean"] < 50  # a flicker of a few grey levels
+    value, line = read_ceiling(tiny_root, "test")
+    assert value["psnr_mean"] == pytest.approx(np.mean([v["psnr_mean"] for v in ceiling["test"].values()]))
+    assert line.startswith("the clean render, the ceiling (test, 2 whole sequence(s)): ")
+    assert read_ceiling(tiny_root.parent, "val")[0] is None  # a folder without one (the course's data) says so

@@ -169,9 +169,11 @@ def render(
 
 
 def draw_video(rng: np.random.Generator, length: int, size: tuple[int, int]):
-    """One video of a new look: (frame, label) PIL images of `size` = (H, W), `length` of them."""
+    """One video of a new look: (frame, label, clean) PIL images of `size` = (H, W), `length` of them; the scene
+    has no flicker, so `clean` is the frame itself."""
     look = random_appearance(rng)
     dance = random_dance(rng, length)
     backdrop = background(look, size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE)
     for k in range(length):
-        yield render({name: float(v[k]) for name, v in dance.items()}, look, size, backdrop)
+        frame, label = render({name: float(v[k]) for name, v in dance.items()}, look, size, backdrop)
+        yield frame, label, frame

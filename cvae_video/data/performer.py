@@ -224,8 +224,9 @@ def _draw(p: dict[str, float], look: Look, room: Image.Image, shadowed: Image.Im
 
 
 def draw_video(rng: np.random.Generator, length: int, size: tuple[int, int], look: int = 0):
-    """One video: (frame, label) PIL images of `size` = (H, W), `length` of them, the performer of `look`
-    (`look_of`) acting out a random script in the room; the frames carry the camera's flicker."""
+    """One video: (frame, label, clean) PIL images of `size` = (H, W), `length` of them, the performer of `look`
+    (`look_of`) acting out a random script in the room; the frames carry the camera's flicker, `clean` is the same
+    render without it (what no model can do better than: the set's ceiling)."""
     height, width = size
     colours = look_of(look)
     room = _room(colours, height * SUPERSAMPLE, width * SUPERSAMPLE)
@@ -236,9 +237,11 @@ def draw_video(rng: np.random.Generator, length: int, size: tuple[int, int], loo
         drift[k] = 0.95 * drift[k - 1] + step if k else step
     for k in range(length):
         frame, label = _draw({name: float(v[k]) for name, v in script.items()}, colours, room, shadowed)
-        pixels = np.asarray(frame.resize((width, height), Image.BOX), dtype=np.float32)
+        clean = frame.resize((width, height), Image.BOX)
+        pixels = np.asarray(clean, dtype=np.float32)
         pixels += drift[k] + rng.normal(0, FLICKER_NOISE, pixels.shape).astype(np.float32)
         yield (
             Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)),
             label.resize((width, height), Image.BOX),
+            clean,
         )

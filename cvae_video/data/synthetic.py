@@ -27,8 +27,13 @@ import numpy as np
 
 from cvae_video.data import many_looks, performer
 from cvae_video.errors import UserError
+from cvae_video.scoring import KAGGLE_FRAMES, PSNR_CEILING
 
 SCENES = {"performer": performer.draw_video, "many_looks": many_looks.draw_video}
+CEILING_FILE = "ceiling.json"
+CEILING_ABOUT = (
+    "PSNR of the clean render (before the camera's flicker) against the saved frames: no model can do better"
+)
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
@@ -45,15 +50,42 @@ def _write_video(
     first_frame_dir: Path | None = None,
 ) -> None:
     """Draw one video with `draw` (a scene's `draw_video`) and save its PNGs; `first_frame_dir` gets frame 0
-    only (the test split's layout)."""
+    only (the test split's layout). Returns the PSNR of every frame's clean render against the saved frame."""
     rng = np.random.default_rng([seed, SPLITS[split], video])
-    for k, (frame, label) in enumerate(draw(rng, length, size)):
+    psnr = []
+    for k, (frame, label, clean) in enumerate(draw(rng, length, size)):
         name = f"frame{first_index + k}.png"
         label.save(label_dir / name)
         if frame_dir is not None:
             frame.save(frame_dir / name)
         if first_frame_dir is not None and k == 0:
             frame.save(first_frame_dir / name)
+        error = (np.asarray(frame, np.float64) - np.asarray(clean, np.float64)) / 255
+        psnr.append(min(PSNR_CEILING, 10 * np.log10(1 / max(np.mean(error**2), 1e-300))))
+    return psnr
+
+
+def ceiling_scores(psnr: list[float]) -> dict[str, float]:
+    """A sequence's ceiling from its frames' PSNR (frame 0 is given): over the predicted frames, and Kaggle-style
+    (frames 1-600; the pixels are already the rounded ones)."""
+    return {"psnr_mean": float(np.mean(psnr[1:])), "kaggle_psnr": float(np.mean(psnr[KAGGLE_FRAMES]))}
+
+
+def read_ceiling(root: Path, split: str) -> tuple[dict | None, str]:
+    """The ceiling of `split` ("val" or "test") from `root/ceiling.json`, the mean over its sequences, and one line
+    saying what it is; (None, why) where the set has none (the course's data has no clean render)."""
+    path = Path(root) / CEILING_FILE
+    if not path.is_file():
+        return None, (
+            f"no ceiling for {root}: only the package's synthetic sets record one ({CEILING_FILE}; a set "
+            f"generated before it lacks it: delete the folder and it is generated again)"
+        )
+    entries = list(json.loads(path.read_text())[split].values())
+    ceiling = {k: float(np.mean([e[k] for e in entries])) for k in ("psnr_mean", "kaggle_psnr")}
+    return ceiling, (
+        f"the clean render, the ceiling ({split}, {len(entries)} whole sequence(s)): {ceiling['psnr_mean']:.2f} dB, "
+        f"Kaggle-style {ceiling['kaggle_psnr']:.2f}"
+    )
 
 
 def generate(
@@ -85,7 +117,7 @@ def generate(
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")  # one per process: parallel runs may all generate
     shutil.rmtree(tmp, ignore_errors=True)
     video = partial(_write_video, draw, seed, size=(height, width))  # one job per video, each its own stream
-    jobs = []
+    jobs, scored = [], []  # scored: (split, sequence) of each job whose ceiling goes to ceiling.json
     for split, count, length in (("train", train_videos, train_video_len), ("val", val_videos, sequence_len)):
         images, labels = tmp / split / f"{split}_img", tmp / split / f"{split}_label"
         images.mkdir(parents=True)
@@ -94,6 +126,7 @@ def generate(
             partial(video, split, v, length, frame_dir=images, label_dir=labels, first_index=v * length)
             for v in range(count)
         ]
+        scored += [(split, v) if split == "val" else None for v in range(count)]
     starts = [v * train_video_len for v in range(train_videos)]
     (tmp / "train" / "segments.json").write_text(json.dumps({"starts": starts}))
     for i in range(test_videos):
@@ -101,17 +134,21 @@ def generate(
         for d in (first, labels, truth):
             d.mkdir(parents=True)
         jobs.append(partial(video, "test", i, sequence_len, frame_dir=truth, label_dir=labels, first_frame_dir=first))
+        scored.append(("test", i))
     frames = train_videos * train_video_len + (val_videos + test_videos) * sequence_len
     workers = workers or (os.cpu_count() or 1 if frames > 5000 else 1)  # a process costs ~1 s to start
     # Inside a worker of joblib's loky (a sweep's hydra/launcher=joblib) the start method is "loky", which a
     # spawned child cannot set again: draw in this process there.
     if workers == 1 or get_start_method(allow_none=True) not in (None, *get_all_start_methods()):
-        for job in jobs:
-            job()
+        results = [job() for job in jobs]
     else:  # spawn: the workers need neither torch nor the parent's threads
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            for future in [pool.submit(job) for job in jobs]:
-                future.result()
+            results = [future.result() for future in [pool.submit(job) for job in jobs]]
+    ceiling = {"about": CEILING_ABOUT, "val": {}, "test": {}}
+    for key, psnr in zip(scored, results):
+        if key is not None:
+            ceiling[key[0]][str(key[1])] = ceiling_scores(psnr)
+    (tmp / CEILING_FILE).write_text(json.dumps(ceiling, indent=1))
     try:
         tmp.rename(root)
     except OSError:  # another process (a parallel run of a sweep) wrote the same set first
