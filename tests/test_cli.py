@@ -149,7 +149,7 @@ def test_evaluate_and_predict_read_the_data_the_checkpoint_was_trained_on(tiny_r
     assert "2 test sequence(s) x 12 frames" in predicted.stdout and "submission.csv (24 rows)" in predicted.stdout
     scores = json.loads((tmp_path / "predict" / "test_scores.json").read_text())
     assert scores["data_root"] == str(lab4) and scores["sequence_ids"] == [0, 1]
-    assert "the clean render, the ceiling (test, 2 whole sequence(s))" in predicted.stdout   # the set's ceiling.json
+    assert "the clean render, the ceiling (test, 2 whole sequence(s))" in predicted.stdout  # the set's ceiling.json
     assert scores["ceiling"]["psnr_mean"] > scores["psnr_mean"]
     for name in ("submission.csv", "test_scores.json", "pred_seq0.gif", "seq0/frame0.png"):  # others can read them
         assert stat.S_IMODE((tmp_path / "predict" / name).stat().st_mode) & stat.S_IROTH, name
