@@ -220,3 +220,16 @@ def test_a_synthetic_set_records_the_ceiling_of_its_clean_render(tiny_root):
     assert value["psnr_mean"] == pytest.approx(np.mean([v["psnr_mean"] for v in ceiling["test"].values()]))
     assert line.startswith("the clean render, the ceiling (test, 2 whole sequence(s)): ")
     assert read_ceiling(tiny_root.parent, "val")[0] is None  # a folder without one (the course's data) says so
+
+
+def test_prepare_data_adds_the_ceiling_to_a_set_generated_before_it(tmp_path):
+    """A set of an older version (no ceiling.json) gets the same file a new generation writes, and only when its
+    frames are those its settings draw."""
+    sets = tmp_path / "data"
+    root = generate(sets / "set", **SMALL_SET)
+    written = json.loads((root / "ceiling.json").read_text())
+    (root / "ceiling.json").unlink()
+    LAB4DataModule(str(root), synthetic={**SMALL_SET, "seed": 1}, generated_sets=str(sets)).prepare_data()
+    assert not (root / "ceiling.json").exists()  # other settings than the set's: nothing written
+    LAB4DataModule(str(root), synthetic=SMALL_SET, generated_sets=str(sets)).prepare_data()
+    assert json.loads((root / "ceiling.json").read_text()) == written

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cvae_video.data import lab4
-from cvae_video.data.synthetic import generate
+from cvae_video.data.synthetic import CEILING_FILE, add_ceiling, generate
 
 
 class Clips(Dataset):
@@ -95,19 +95,25 @@ class LAB4DataModule(L.LightningDataModule):
         self.root = Path(root)
         self.train_set = self.val_set = self.test_set = None
 
-    def generates_root(self) -> bool:
-        """Whether `prepare_data` makes the set: a synthetic one, missing, and inside `generated_sets`."""
+    def in_generated_sets(self) -> bool:
+        """Whether `root` is a synthetic set's place: synthetic settings given, inside `generated_sets`."""
         sets = self.hparams.generated_sets
         return (
             self.hparams.synthetic is not None
-            and not self.root.exists()
             and sets is not None
             and self.root.resolve().is_relative_to(Path(sets).resolve())
         )
 
+    def generates_root(self) -> bool:
+        """Whether `prepare_data` makes the set: a synthetic one, missing, and inside `generated_sets`."""
+        return self.in_generated_sets() and not self.root.exists()
+
     def prepare_data(self) -> None:
         if self.generates_root():
             generate(self.root, **self.hparams.synthetic)
+        elif self.in_generated_sets() and self.root.is_dir() and not (self.root / CEILING_FILE).exists():
+            if add_ceiling(self.root, **self.hparams.synthetic):  # a set generated before ceiling.json existed
+                print(f"data: added {self.root / CEILING_FILE} (the clean render's scores)")
 
     def check_root(self) -> None:
         if self.root.is_dir():

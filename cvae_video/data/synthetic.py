@@ -24,7 +24,9 @@ from multiprocessing import get_all_start_methods, get_context, get_start_method
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from cvae_video.atomic import atomic_open
 from cvae_video.data import many_looks, performer
 from cvae_video.errors import UserError
 from cvae_video.scoring import KAGGLE_FRAMES, PSNR_CEILING
@@ -60,9 +62,14 @@ def _write_video(
             frame.save(frame_dir / name)
         if first_frame_dir is not None and k == 0:
             frame.save(first_frame_dir / name)
-        error = (np.asarray(frame, np.float64) - np.asarray(clean, np.float64)) / 255
-        psnr.append(min(PSNR_CEILING, 10 * np.log10(1 / max(np.mean(error**2), 1e-300))))
+        psnr.append(frame_psnr(frame, clean))
     return psnr
+
+
+def frame_psnr(frame, clean) -> float:
+    """PSNR (dB, at most PSNR_CEILING) of a saved frame against its clean render, both uint8 images."""
+    error = (np.asarray(frame, np.float64) - np.asarray(clean, np.float64)) / 255
+    return min(PSNR_CEILING, 10 * np.log10(1 / max(np.mean(error**2), 1e-300)))
 
 
 def ceiling_scores(psnr: list[float]) -> dict[str, float]:
@@ -71,14 +78,50 @@ def ceiling_scores(psnr: list[float]) -> dict[str, float]:
     return {"psnr_mean": float(np.mean(psnr[1:])), "kaggle_psnr": float(np.mean(psnr[KAGGLE_FRAMES]))}
 
 
+def add_ceiling(
+    root: str | Path,
+    scene: str = "performer",
+    look: int = 0,
+    seed: int = 0,
+    val_videos: int = 1,
+    test_videos: int = 5,
+    sequence_len: int = 630,
+    height: int = 32,
+    width: int = 64,
+    **_,
+) -> bool:
+    """Write `root/ceiling.json` for a set generated before the file existed: its validation and test videos drawn
+    again from their streams, and written only if every drawn frame equals the saved one (else the set was made with
+    other settings, and nothing is written). Returns whether it wrote the file."""
+    root = Path(root)
+    draw = partial(performer.draw_video, look=look) if look else SCENES[scene]
+    saved = {
+        "val": lambda v, k: root / "val/val_img" / f"frame{v * sequence_len + k}.png",
+        "test": lambda v, k: root / "test/test_gt" / str(v) / f"frame{k}.png",
+    }
+    ceiling = {"about": CEILING_ABOUT, "val": {}, "test": {}}
+    for split, count in (("val", val_videos), ("test", test_videos)):
+        for v in range(count):
+            rng, psnr = np.random.default_rng([seed, SPLITS[split], v]), []
+            for k, (frame, _, clean) in enumerate(draw(rng, sequence_len, (height, width))):
+                path = saved[split](v, k)
+                if not path.is_file() or not np.array_equal(np.asarray(Image.open(path)), np.asarray(frame)):
+                    return False
+                psnr.append(frame_psnr(frame, clean))
+            ceiling[split][str(v)] = ceiling_scores(psnr)
+    with atomic_open(root / CEILING_FILE) as f:
+        json.dump(ceiling, f, indent=1)
+    return True
+
+
 def read_ceiling(root: Path, split: str) -> tuple[dict | None, str]:
     """The ceiling of `split` ("val" or "test") from `root/ceiling.json`, the mean over its sequences, and one line
     saying what it is; (None, why) where the set has none (the course's data has no clean render)."""
     path = Path(root) / CEILING_FILE
     if not path.is_file():
         return None, (
-            f"no ceiling for {root}: only the package's synthetic sets record one ({CEILING_FILE}; a set "
-            f"generated before it lacks it: delete the folder and it is generated again)"
+            f"no ceiling for {root}: only the package's synthetic sets record one ({CEILING_FILE}; to a set "
+            f"generated before it, python -m cvae_video.prepare_data adds it)"
         )
     entries = list(json.loads(path.read_text())[split].values())
     ceiling = {k: float(np.mean([e[k] for e in entries])) for k in ("psnr_mean", "kaggle_psnr")}
