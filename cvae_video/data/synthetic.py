@@ -72,6 +72,16 @@ def frame_psnr(frame, clean) -> float:
     return min(PSNR_CEILING, 10 * np.log10(1 / max(np.mean(error**2), 1e-300)))
 
 
+def scene_drawer(scene: str, look: int):
+    """The `draw_video` of `scene` (with the performer's `look`); `UserError` for an unknown scene or a look
+    the scene does not have."""
+    if scene not in SCENES:
+        raise UserError(f"data.synthetic.scene: unknown scene {scene!r}; choose one of {sorted(SCENES)}")
+    if look and scene != "performer":
+        raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
+    return partial(performer.draw_video, look=look) if look else SCENES[scene]
+
+
 def ceiling_scores(psnr: list[float]) -> dict[str, float]:
     """A sequence's ceiling from its frames' PSNR (frame 0 is given): over the predicted frames, and Kaggle-style
     (frames 1-600; the pixels are already the rounded ones)."""
@@ -94,7 +104,7 @@ def add_ceiling(
     again from their streams, and written only if every drawn frame equals the saved one (else the set was made with
     other settings, and nothing is written). Returns whether it wrote the file."""
     root = Path(root)
-    draw = partial(performer.draw_video, look=look) if look else SCENES[scene]
+    draw = scene_drawer(scene, look)
     saved = {
         "val": lambda v, k: root / "val/val_img" / f"frame{v * sequence_len + k}.png",
         "test": lambda v, k: root / "test/test_gt" / str(v) / f"frame{k}.png",
@@ -151,11 +161,7 @@ def generate(
     five test sequences of 630 frames. `look` picks the performer's look (`performer.look_of`: 0 is the course's).
     `workers` processes draw videos in parallel (None: one per core for a large set, else none).
     """
-    if scene not in SCENES:
-        raise UserError(f"data.synthetic.scene: unknown scene {scene!r}; choose one of {sorted(SCENES)}")
-    if look and scene != "performer":
-        raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
-    draw = partial(performer.draw_video, look=look) if look else SCENES[scene]
+    draw = scene_drawer(scene, look)
     root = Path(root)
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")  # one per process: parallel runs may all generate
     shutil.rmtree(tmp, ignore_errors=True)
