@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from cvae_video.atomic import atomic_open
 from cvae_video.claims import BASELINE, claims, fmt, reads_previous_frame, values
+from cvae_video.data.synthetic import read_ceiling
 from cvae_video.errors import UserError, user_errors
 from cvae_video.plots import Panel, epoch_metrics, psnr_curves, save_figure
 
@@ -178,7 +179,24 @@ def size(config) -> str:
     )
 
 
-def write_report(sweep: Path, out: Path) -> Path:
+def reference_points(runs: list[Run]) -> str:
+    """Copy-first-frame's validation PSNR (logged beside every validation) and the data's ceiling (its clean render;
+    the course's data has none), for the data the runs read (`data_root` in their run_status.json)."""
+    copy_first = [
+        r.epochs["val/psnr"][e] - r.epochs["val/psnr_over_copy_first"][e]
+        for r in runs
+        for e in [max(r.epochs.get("val/psnr_over_copy_first", {}), default=None)]
+        if e is not None and e in r.epochs.get("val/psnr", {})
+    ]
+    line = f"copy-first-frame {mean(copy_first):.2f} dB" if copy_first else "copy-first-frame: not logged"
+    roots = {r.status["data_root"] for r in runs if "data_root" in r.status}
+    if len(roots) != 1:
+        return f"{line}; the ceiling: unknown (the runs record {len(roots)} data folders in run_status.json)"
+    return f"{line}; {read_ceiling(Path(roots.pop()), 'val')[1]}"
+
+
+def write_report(sweep: Path, out: Path) -> tuple[Path, str]:
+    """REPORT.md and the figures under `out`; returns its path and the reference points' line."""
     arms = read_sweep(sweep)
     config = OmegaConf.load(arms.get(BASELINE, next(iter(arms.values())))[0].path / ".hydra" / "config.yaml")
     out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +219,10 @@ def write_report(sweep: Path, out: Path) -> Path:
             + " | ".join(fmt(values(runs, k), 3 if k == "val/ssim" else 2) for k in FINAL)
             + f" | {fmt(walls, 1)} |"
         )
+    references = reference_points(arms.get(BASELINE, next(iter(arms.values()))))
     lines += [
+        "",
+        f"On the same validation data: {references}.",
         "",
         "## The lab report's claims",
         "",
@@ -219,7 +240,7 @@ def write_report(sweep: Path, out: Path) -> Path:
     path = out / "REPORT.md"
     with atomic_open(path) as f:
         f.write("\n".join(lines) + "\n")
-    return path
+    return path, references
 
 
 @user_errors
@@ -228,7 +249,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("sweep", type=Path, help="the sweep dir (outputs/<task>/multiruns/<date_time>)")
     parser.add_argument("--out", type=Path, help="where REPORT.md and the figures go (default: SWEEP/report)")
     args = parser.parse_args(argv)
-    path = write_report(args.sweep, args.out or args.sweep / "report")
+    path, references = write_report(args.sweep, args.out or args.sweep / "report")
+    print(f"on the same validation data: {references}")
     print(f"report: {path}")
     return path
 

@@ -92,7 +92,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 wandb.finish()
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    metrics.update(epochs=trainer.current_epoch, steps=trainer.global_step)
+    metrics.update(epochs=trainer.current_epoch, steps=trainer.global_step, data_root=str(datamodule.root.resolve()))
     print(
         f"val/psnr {metrics.get('val/psnr', float('nan')):.2f} dB after {trainer.current_epoch} epochs, "
         f"{trainer.global_step} steps"
@@ -143,7 +143,13 @@ def main(cfg: DictConfig) -> float:
         log.error(f"failed: {type(err).__name__}: {err}")
         return float("nan")
     write_status(
-        out, "completed", started, epochs=metrics["epochs"], steps=metrics["steps"], val_psnr=metrics.get("val/psnr")
+        out,
+        "completed",
+        started,
+        epochs=metrics["epochs"],
+        steps=metrics["steps"],
+        val_psnr=metrics.get("val/psnr"),
+        data_root=metrics["data_root"],
     )
     return metrics.get("val/psnr", float("nan"))
 

@@ -67,6 +67,9 @@ def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tm
     report = report_main([str(tmp_path / "sweep")])
     text = report.read_text()
     assert "| baseline | 1 (1) | completed |" in text and "| tfr_linear | 1 (1) | completed |" in text
+    ceiling = json.loads((tiny_root / "ceiling.json").read_text())["val"]["0"]["psnr_mean"]
+    assert "On the same validation data: copy-first-frame " in text  # beside every validation, from the CSV
+    assert f"the clean render, the ceiling (val, 1 whole sequence(s)): {ceiling:.2f} dB" in text
     assert "| No KL annealing gives the best PSNR (vs monotonic) | not tested: " in text  # arms not in this sweep
     assert "| Teacher forcing gives worse results than none | not tested: this sweep's model reads no previous" in text
     assert "teacher_forcing.png" in text
