@@ -78,7 +78,10 @@ class CVAEModule(L.LightningModule):
         self.last_validation: dict = {}  # epoch, step and per-frame PSNR; with `val_example`: callbacks' to record
 
     def setup(self, stage: str) -> None:
-        # After the DataModule's setup and before Lightning's own check, which ends in a traceback.
+        # After the DataModule's setup; a resumed run's checkpoint, restored after this, holds the same room.
+        if stage == "fit" and self.trainer.datamodule is not None:
+            self.net.set_room(self.trainer.datamodule.static_background())
+        # Before Lightning's own check, which ends in a traceback.
         interval = self.trainer.val_check_interval
         if stage == "fit" and isinstance(interval, int):
             batches = len(self.trainer.datamodule.train_dataloader())

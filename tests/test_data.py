@@ -57,6 +57,23 @@ def test_loader_pairs_labels_resizes_and_cuts_clips(tmp_path, caplog):
     assert len(dm.val_set) == 1
 
 
+def test_static_background_is_the_training_frames_median(tmp_path):
+    """Frames of a grey room (value 120) with a dark 'person' on a third of them: the median is the room."""
+    for k in range(9):
+        frame = np.full((32, 64, 3), 120, np.uint8)
+        frame[10:20, 5 * k : 5 * k + 4] = 30 if k % 3 == 0 else 120
+        for kind, image in (("img", frame), ("label", np.zeros_like(frame))):
+            path = tmp_path / "train" / f"train_{kind}" / f"frame{k}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path)
+    write_split(tmp_path, "val", 4)
+    dm = LAB4DataModule(str(tmp_path), train_vi_len=4, val_vi_len=4)
+    dm.setup("fit")
+    background = dm.static_background()
+    assert background.shape == (3, 32, 64)
+    torch.testing.assert_close(background, torch.full((3, 32, 64), 120 / 255))
+
+
 def test_clips_never_span_two_videos(tmp_path):
     write_split(tmp_path, "train", 10)
     (tmp_path / "train" / "segments.json").write_text(json.dumps({"starts": [0, 5]}))

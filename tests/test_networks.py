@@ -59,6 +59,21 @@ def test_compositing_copies_the_first_or_previous_frame_where_its_weight_wins(so
     torch.testing.assert_close(preds, expected)
 
 
+def test_compositing_paints_the_room_it_was_given_where_the_room_wins():
+    net = CompositingCVAE(8, 8, 4, (8, 8, 8), 1, sources=("first", "paint", "parts", "room"), room_size=(8, 16)).eval()
+    room = torch.rand(3, 8, 16)
+    net.set_room(room)
+    with torch.no_grad():
+        net.generator.head.weight.zero_()
+        net.generator.head.bias.copy_(torch.tensor([0.0] * 6 + [100.0] + [0.0] * 2))  # the 4th logit: room
+        preds, _ = net.unroll(torch.rand(2, 4, 3, 8, 16), torch.rand(2, 1, 3, 8, 16), False, False)
+    torch.testing.assert_close(preds, room.expand(2, 3, -1, -1, -1))
+    assert "room" in net.state_dict()  # kept in checkpoints, never trained
+    assert all(p.shape != (1, 3, 8, 16) for p in net.parameters())
+    with pytest.raises(ValueError, match="background"):
+        net.set_room(torch.rand(3, 16, 32))
+
+
 def test_teacher_forcing_feeds_ground_truth_and_free_running_feeds_predictions():
     net = narrow_template()
     net.time_chunk = 1  # one encoder call per frame, so the hook sees each frame on its own

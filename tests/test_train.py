@@ -249,3 +249,14 @@ def test_learned_prior_trains_and_its_checkpoint_holds_it(compose_train, tiny_ro
     assert metrics["train/skipped"] == 0 and 0 < metrics["train/kl_epoch"] < float("inf")
     module, _ = load_module(str(tmp_path / "checkpoints" / "last.ckpt"), torch.device("cpu"))
     assert module.run_config["model"]["prior"] == "learned" and module.net.learned_prior is not None
+
+
+def test_the_room_source_is_the_training_frames_median_in_the_checkpoint(compose_train, tiny_root, tmp_path):
+    from cvae_video.data.datamodule import LAB4DataModule
+    from cvae_video.inference import load_module
+
+    train(compose_train(tiny_overrides(tiny_root, tmp_path) + ["model.sources=[first,paint,parts,room]"]))
+    module, _ = load_module(str(tmp_path / "checkpoints" / "last.ckpt"), torch.device("cpu"))
+    data = LAB4DataModule(str(tiny_root), train_vi_len=6, val_vi_len=12)
+    data.setup("fit")
+    torch.testing.assert_close(module.net.room[0], data.static_background())

@@ -163,6 +163,13 @@ class LAB4DataModule(L.LightningDataModule):
                     )
             self.test_set = TestSequences(sequences, h.val_vi_len)
 
+    def static_background(self, samples: int = 4096) -> torch.Tensor:
+        """The per-pixel median of (up to `samples` evenly spaced) training frames, (3, H, W) in [0, 1]: for a fixed
+        camera, the empty room without the camera's noise (the person moves on)."""
+        frames = self.train_set.frames
+        step = max(1, len(frames) // samples)
+        return frames[::step].median(0).values.float().cpu() / 255
+
     def train_dataloader(self) -> DataLoader:
         batch_size = self.hparams.batch_size
         return DataLoader(

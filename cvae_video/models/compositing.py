@@ -6,8 +6,10 @@ learn to reproduce the background before it can learn anything about the figure.
 - works at 1/4 resolution inside (two stride-2 convolutions down, two upsamplings back, skips between);
 - composites its output: per pixel, a softmax over its `sources`: the sequence's first frame (the one
   ground-truth frame inference has; the background there never drifts), a newly painted colour, each
-  body part's colour in frame 0 painted where pose t puts it, and optionally the previous frame shifted
-  by a predicted flow (without it the design reads no previous frame, so nothing accumulates);
+  body part's colour in frame 0 painted where pose t puts it, optionally the empty room of the fixed
+  camera (the training frames' per-pixel median: frame 0 without its person and its camera noise), and
+  optionally the previous frame shifted by a predicted flow (without it the design
+  reads no previous frame, so nothing accumulates);
 - normalises with GroupNorm (per sample: the same in training and in 630-frame rollouts);
 - draws z at 1/4 resolution (`latent_scale`).
 
@@ -121,14 +123,15 @@ class UNetFusion(nn.Module):
 
 
 class UNetGenerator(nn.Module):
-    """UNetFusion's three scales -> per pixel, 3 colour channels, 4 source logits and a 2-d shift (N, 9, H, W)."""
+    """UNetFusion's three scales -> per pixel, 3 colour channels, `logits` source logits and a 2-d shift
+    (N, 3 + logits + 2, H, W)."""
 
-    def __init__(self, widths: tuple[int, int, int]):
+    def __init__(self, widths: tuple[int, int, int], logits: int):
         super().__init__()
         c1, c2, c3 = widths
         self.up_to_half = conv_norm_act(c3, c2)
         self.up_to_full = conv_norm_act(c2, c1)
-        self.head = nn.Conv2d(c1, 9, 3, padding=1)
+        self.head = nn.Conv2d(c1, 3 + logits + 2, 3, padding=1)
 
     def forward(self, scales: list[torch.Tensor]) -> torch.Tensor:
         full, half, quarter = scales
@@ -178,6 +181,7 @@ class CompositingCVAE(SequenceCVAE):
         parts: int = 10,
         code_dim: int = 16,
         label_layers: int = 1,
+        room_size: tuple[int, int] = (32, 64),
         prior: str = "fixed",
     ):
         super().__init__(noise_dim, prior)
@@ -192,7 +196,12 @@ class CompositingCVAE(SequenceCVAE):
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
         self.fusion = UNetFusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
-        self.generator = UNetGenerator(widths)
+        # At least 4 logits: the head's layout before the `room` source, which older checkpoints hold.
+        self.generator = UNetGenerator(widths, max(4, len(self.sources)))
+        if "room" in self.sources:  # set from the training frames before training (`set_room`); kept in checkpoints
+            self.register_buffer("room", torch.full((1, 3, *room_size), 0.5))
+        else:
+            self.room = None
 
     def first_frame_context(self, first_feat: torch.Tensor, first_pose: torch.Tensor) -> torch.Tensor:
         """Frame 0's features and its pose's features: (N, F + L, H, W)."""
@@ -212,16 +221,24 @@ class CompositingCVAE(SequenceCVAE):
         if not self.reads_previous:  # zeros in its place: one checkpoint layout serves both settings
             prev_feat = torch.zeros_like(prev_feat)
         x = torch.cat([prev_feat, pose_feat, first_feat, first_pose_feat, part_colour, part_code], 1)
-        out = self.generator(self.fusion(x, z))  # (N, 9, H, W)
+        out = self.generator(self.fusion(x, z))  # (N, 3 + logits + 2, H, W)
         weights = torch.softmax(out[:, 3 : 3 + len(self.sources)], 1)  # (N, sources, H, W)
         make = {
             "first": lambda: first_feat[:, :3],
             "paint": lambda: torch.sigmoid(out[:, :3]),
             "parts": lambda: part_colour,
-            "previous": lambda: self.shifted(prev_feat[:, :3], torch.tanh(out[:, 7:9]) * self.max_shift),
+            "previous": lambda: self.shifted(prev_feat[:, :3], torch.tanh(out[:, -2:]) * self.max_shift),
+            "room": lambda: self.room.expand(x.shape[0], -1, -1, -1),
         }
         sources = torch.stack([make[name]() for name in self.sources], 1)  # (N, sources, 3, H, W)
         return (weights.unsqueeze(2) * sources).sum(1)
+
+    def set_room(self, background: torch.Tensor) -> None:
+        """The room of source `room`: `background` (3, H, W) in [0, 1]; without that source, nothing."""
+        if self.room is not None:
+            if background.shape != self.room.shape[1:]:
+                raise ValueError(f"background {tuple(background.shape)} != the room {tuple(self.room.shape[1:])}")
+            self.room.copy_(background[None])
 
     def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor):
         """A free-running step; without the `previous` source the prediction is not encoded for the next step

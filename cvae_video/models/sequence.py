@@ -126,6 +126,10 @@ class SequenceCVAE(nn.Module):
         pred = self.decode(prev_feat, pose_feat, z, context)
         return pred, self.frame_encoder(pred)
 
+    def set_room(self, background: torch.Tensor) -> None:
+        """Before training: what a design keeps of the training frames' per-pixel median `background` (3, H, W),
+        the empty room of a fixed camera. Here nothing."""
+
     def prior_inputs(
         self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
