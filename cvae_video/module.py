@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cvae_video.errors import UserError
+from cvae_video.latent import diagnostics
 from cvae_video.metrics import PerFrameMean, copy_first_frame, kaggle_psnr, psnr_per_frame, ssim_per_frame
 from cvae_video.models.acceleration import configure
 
@@ -75,7 +76,8 @@ class CVAEModule(L.LightningModule):
         self.copy_first_psnr_curve = PerFrameMean()  # the baseline a model must beat, on the same frames
         self.val_ssim_curve = PerFrameMean()
         self.val_kaggle = PerFrameMean()  # one value per sequence: the course's Kaggle score
-        self.last_validation: dict = {}  # epoch, step and per-frame PSNR; with `val_example`: callbacks' to record
+        self.val_moments: list[tuple] = []  # each validation sequence's posterior and prior moments (latent.py)
+        self.last_validation: dict = {}  # epoch, step, per-frame PSNR, latent; with `val_example`: callbacks' to record
 
     def setup(self, stage: str) -> None:
         # After the DataModule's setup; a resumed run's checkpoint, restored after this, holds the same room.
@@ -218,6 +220,7 @@ class CVAEModule(L.LightningModule):
         self.copy_first_psnr_curve.update(psnr_per_frame(copy_first_frame(frames), frames[:, 1:]))
         self.val_ssim_curve.update(ssim_per_frame(video[:, 1:], frames[:, 1:]))
         self.val_kaggle.update(kaggle_psnr(video, frames)[:, None])  # (B, 1)
+        self.val_moments.append(tuple(m.cpu() for m in self.net.latent_moments(frames, poses)))  # (B, T-1, N, h, w)
 
     def on_validation_epoch_end(self) -> None:
         curve, copy_first = self.val_psnr_curve.compute(), self.copy_first_psnr_curve.compute()  # (T - 1,) each
@@ -227,6 +230,10 @@ class CVAEModule(L.LightningModule):
         self.log("val/kaggle_psnr", self.val_kaggle.compute().mean())
         for metric in (self.val_psnr_curve, self.copy_first_psnr_curve, self.val_ssim_curve, self.val_kaggle):
             metric.reset()
+        # What z carries, over this process's validation sequences (under DDP: its share)
+        latent = diagnostics(*(torch.cat(m) for m in zip(*self.val_moments)))
+        self.val_moments = []
+        self.log_dict({"val/kl": latent["kl"], "val/active_units": float(latent["active_units"])}, sync_dist=True)
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
         gain = (curve.mean() - copy_first.mean()).item()
@@ -236,7 +243,12 @@ class CVAEModule(L.LightningModule):
                 f"{gain:+.2f} dB from copy-first-frame ({copy_first.mean():.2f} dB): the model has not "
                 f"learned more than copying the first frame (margin {self.hparams.dead_margin_db:g} dB)"
             )
-        self.last_validation = {"epoch": self.current_epoch, "step": self.global_step, "psnr": curve.tolist()}
+        self.last_validation = {
+            "epoch": self.current_epoch,
+            "step": self.global_step,
+            "psnr": curve.tolist(),
+            "latent": latent,
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["run_config"] = self.run_config

@@ -93,6 +93,8 @@ def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train
         "val/ssim",
         "val/kaggle_psnr",
         "time/train_minutes",
+        "val/kl",
+        "val/active_units",
     } <= metrics.keys()
     assert 0 < metrics["time/train_minutes"] < 5
     assert metrics["schedule/beta"] == 1.0  # epoch 1 of 2 with ratio 0.5
@@ -100,6 +102,9 @@ def test_fit_logs_schedules_writes_checkpoints_and_per_frame_curve(compose_train
     assert len(list((tmp_path / "checkpoints").glob("best-epoch*.ckpt"))) == 1
     curves = (tmp_path / "val_psnr_per_frame.jsonl").read_text().splitlines()
     assert len(curves) == 2 and len(OmegaConf.create(curves[0]).psnr) == 11
+    latent = OmegaConf.create(curves[-1]).latent  # what z carries, at each validation
+    assert len(latent.kl_per_step) == 11 and len(latent.kl_per_channel) == 8 == len(latent.active_per_channel)
+    assert latent.units == 8 * 8 * 16 and latent.active_units == metrics["val/active_units"]
     csv = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text()
     assert "val/psnr" in csv and "train/loss_step" in csv
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)

@@ -158,16 +158,36 @@ class SequenceCVAE(nn.Module):
             return torch.randn(shape, device=device, dtype=dtype)
         return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
-    def posterior_z(self, noise: torch.Tensor, truth_feat: torch.Tensor, pose_feat: torch.Tensor, contexts):
-        """z_t ~ q(z | x_t, pose_t) by the reparameterization, (B, T-1, N, h, w), and each step's KL (T-1,) to the
-        prior: N(0, I), or the learned prior given the true previous frame (as SVG-LP trains it)."""
+    def moments(self, truth_feat: torch.Tensor, pose_feat: torch.Tensor, contexts: torch.Tensor):
+        """mu, logvar of q(z | x_t, pose_t) at every predicted step, each (B, T-1, N, h, w), and the prior's: None
+        for N(0, I), else the learned prior given the true previous frame (as SVG-LP trains it)."""
         mu, logvar = self.over_time(on_frames(self.posterior), truth_feat[:, 1:], pose_feat)  # (B, T-1, N, h, w)
-        z = mu + noise * torch.exp(0.5 * logvar)
         if self.learned_prior is None:
-            return z, kl_to_standard_normal(mu, logvar)
+            return mu, logvar, None, None
         previous = truth_feat[:, : pose_feat.shape[1]]
         prior_mu, prior_logvar = self.over_time(on_frames(self.prior_moments), previous, pose_feat, contexts)
+        return mu, logvar, prior_mu, prior_logvar
+
+    def posterior_z(self, noise: torch.Tensor, truth_feat: torch.Tensor, pose_feat: torch.Tensor, contexts):
+        """z_t ~ q(z | x_t, pose_t) by the reparameterization, (B, T-1, N, h, w), and each step's KL (T-1,) to the
+        prior (`moments`)."""
+        mu, logvar, prior_mu, prior_logvar = self.moments(truth_feat, pose_feat, contexts)
+        z = mu + noise * torch.exp(0.5 * logvar)
+        if prior_mu is None:
+            return z, kl_to_standard_normal(mu, logvar)
         return z, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
+
+    def latent_moments(self, frames: torch.Tensor, poses: torch.Tensor):
+        """`moments` for true sequences (B, T, 3, H, W) and their poses, the prior's as tensors (zeros for
+        N(0, I)): mu, logvar, prior_mu, prior_logvar, each (B, T-1, N, h, w)."""
+        truth_feat = self.over_time(on_frames(self.frame_encoder), frames)  # (B, T, F, H, W)
+        pose_feat = self.over_time(self.label_encoder, poses[:, 1:])  # (B, T-1, L, H, W)
+        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])
+        contexts = context.unsqueeze(1).expand(-1, pose_feat.shape[1], *context.shape[1:])
+        mu, logvar, prior_mu, prior_logvar = self.moments(truth_feat, pose_feat, contexts)
+        if prior_mu is None:
+            prior_mu, prior_logvar = torch.zeros_like(mu), torch.zeros_like(logvar)
+        return mu, logvar, prior_mu, prior_logvar
 
     def prior_moments(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor):
         """mu, logvar of the learned prior p(z_t | ...), each (B, N, h, w)."""
