@@ -41,6 +41,7 @@ from cvae_video.atomic import atomic_open
 from cvae_video.data.synthetic import read_ceiling
 from cvae_video.errors import user_errors
 from cvae_video.inference import load_for_inference
+from cvae_video.latent import diagnostics
 from cvae_video.metrics import best_of_n, copy_first_frame, copy_previous_frame, frame_scores, kaggle_psnr, summary
 from cvae_video.plots import Lines, Panel, save_figure
 from cvae_video.video_io import write_gif
@@ -61,6 +62,7 @@ def evaluate(cfg: DictConfig) -> dict:
         # all samples of all sequences in one batch, sample-major: row i * S + j is sample i of sequence j
         videos = module.rollout(frames[:, :1].repeat(n, 1, 1, 1, 1), poses.repeat(n, 1, 1, 1, 1))  # (n*S, T, ...)
         one_step, _ = module.net.unroll(poses, frames, use_posterior=False, teacher_forcing=True)  # (S, T-1, ...)
+        latent = diagnostics(*module.net.latent_moments(frames, poses))
     truth = frames[:, 1:]  # (S, T-1, 3, H, W)
     samples = {
         k: v.view(n, s, t - 1) for k, v in frame_scores(videos[:, 1:], truth.repeat(n, 1, 1, 1, 1)).items()
@@ -79,6 +81,7 @@ def evaluate(cfg: DictConfig) -> dict:
             **{f"{k}_std_over_samples": v.std(unbiased=False).item() for k, v in per_sample.items()},
         },
         "best_of_n": {"n": n, **summary(best_of_n(samples))},
+        "latent": latent,
         "baselines": {
             "copy_first": {
                 **summary(frame_scores(copy_first_frame(frames), truth)),
@@ -140,6 +143,12 @@ def table(results: dict) -> str:
     lines.append(
         f"Kaggle-style PSNR (rounded pixels, frames 1-600): model {results['kaggle_psnr']:.2f}, "
         f"copy the first frame {results['baselines']['copy_first']['kaggle_psnr']:.2f}"
+    )
+    latent = results["latent"]
+    lines.append(
+        f"what z carries: KL {latent['kl']:.3g} a frame (summed over the latent), {latent['active_units']} of "
+        f"{latent['units']} units active; best of {n} - mean: "
+        f"{results['best_of_n']['psnr_mean'] - results['psnr_mean']:+.2f} dB"
     )
     return "\n".join([head, *lines])
 

@@ -85,6 +85,8 @@ def test_evaluate_writes_metrics_figure_and_gif(tiny_root, tiny_run, tmp_path):
     assert saved["best_of_n"]["psnr_mean"] >= max(saved["samples"]["psnr_mean_per_sample"]) - 1e-9
     assert saved["best_of_n"]["psnr_mean"] >= saved["psnr_mean"]
     assert saved["psnr_mean"] == pytest.approx(sum(saved["samples"]["psnr_mean_per_sample"]) / 4)
+    latent = saved["latent"]  # what z carries on the 2 sequences x 5 predicted frames
+    assert len(latent["kl_per_step"]) == 5 and latent["units"] == 8 * 8 * 16 and latent["kl"] >= 0
     for name in ("copy_first", "copy_prev_gt", "one_step"):
         assert (
             math.isfinite(saved["baselines"][name]["psnr_mean"])
