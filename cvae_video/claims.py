@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from cvae_video.report import Run
 
 BASELINE = "baseline"
+KL_ARMS = {BASELINE: "cyclical", "kl_none": "none", "kl_monotonic": "monotonic"}  # the sweep's KL annealing arms
 ENDS = 100  # frames at each end of the rollout compared by the "PSNR falls along the rollout" claim
 
 
@@ -41,6 +42,32 @@ def fmt(xs: list[float], digits: int = 2) -> str:
     if len(xs) == 1:
         return f"{xs[0]:.{digits}f}"
     return f"{mean(xs):.{digits}f} [{min(xs):.{digits}f}, {max(xs):.{digits}f}]"
+
+
+def last_logged(run: Run, key: str) -> float:
+    """`key` at the run's last logged epoch (NaN when never logged)."""
+    logged = run.epochs.get(key, {})
+    return logged[max(logged)] if logged else math.nan
+
+
+def collapse(arms: dict[str, list[Run]]) -> tuple[str, str, str]:
+    """The lab report's claim of no posterior collapse, by one rule: a run's posterior collapsed when no latent unit
+    is active at its last validation (`val/active_units`; cvae_video/latent.py: Burda et al. 2016)."""
+    claim = "There is no posterior collapse (under any KL annealing)"
+    found = {arm: runs for arm, runs in arms.items() if arm in KL_ARMS}
+    logged = {
+        arm: [r for r in runs if math.isfinite(last_logged(r, "val/active_units"))] for arm, runs in found.items()
+    }
+    if not any(logged.values()):
+        return claim, "not tested: no KL arm's runs log val/active_units", "-"
+    parts, collapsed, total = [], 0, 0
+    for arm, runs in logged.items():
+        units = [int(last_logged(r, "val/active_units")) for r in runs]
+        kls = [last_logged(r, "val/kl") for r in runs]
+        collapsed, total = collapsed + units.count(0), total + len(units)
+        parts.append(f"{arm} ({KL_ARMS[arm]}): active units {units}, KL a frame {fmt(kls, 3)}")
+    word = "supported" if collapsed == 0 else "contradicted"
+    return claim, f"{word}: {collapsed} of {total} runs collapsed (no active unit at the end); " + "; ".join(parts), "-"
 
 
 def reads_previous_frame(config) -> bool:
@@ -103,6 +130,7 @@ def claims(arms: dict[str, list[Run]], reads_previous: bool = True) -> list[tupl
         higher_supports=False,
     )
     versus("lr 1e-4 (the report's) gives better PSNR than the lab's 1e-3", "lr_low", BASELINE, "learning_rate")
+    out.append(collapse(arms))
     if BASELINE in arms:
         runs = arms[BASELINE]
         diverged = [r for r in runs if r.status.get("status") == "diverged"]

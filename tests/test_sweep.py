@@ -12,7 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from cvae_video.claims import compare, reads_previous_frame
+from cvae_video.claims import collapse, compare, reads_previous_frame
+from cvae_video.report import Run
 from cvae_video.report import main as report_main
 from tests.conftest import CONF_DIR, tiny_overrides
 
@@ -73,6 +74,8 @@ def test_lab_comparison_in_parallel_through_joblib_then_the_report(tiny_root, tm
     assert "| No KL annealing gives the best PSNR (vs monotonic) | not tested: " in text  # arms not in this sweep
     assert "| Teacher forcing gives worse results than none | not tested: this sweep's model reads no previous" in text
     assert "teacher_forcing.png" in text
+    assert "| There is no posterior collapse (under any KL annealing) | " in text
+    assert "runs collapsed (no active unit at the end); baseline (cyclical): active units [" in text
     assert (report.parent / "teacher_forcing.png").stat().st_size > 10_000
     assert "2 epochs of 2 batches" in text and "lr milestones are epochs [10, 15] (the lab's: [2, 5]" in text
     assert "Every arm's base lr is 0.0005 unless the arm sets its own (the lab's: 0.001)" in text
@@ -153,6 +156,21 @@ def test_verdict_rule_needs_a_difference_beyond_the_spread():
     assert compare([30.0, 31.0], [29.8, 30.2]) == 0  # 0.5 dB apart, spread 1.0: inconclusive
     assert compare([20.0, 20.5], [25.0, 25.1]) == -1
     assert compare([20.0], [25.0]) == 0 and compare([], [25.0, 25.1]) == 0  # one seed: no spread to judge by
+
+
+def run_with_latent(arm: str, units: int, kl: float) -> Run:
+    epochs = {"val/active_units": {0: 50.0, 1: float(units)}, "val/kl": {0: 9.0, 1: kl}}
+    return Run(Path(arm), arm, "kl_annealing", 1, {"status": "completed"}, epochs, [])
+
+
+def test_collapse_is_no_active_unit_at_the_last_validation():
+    arms = {"baseline": [run_with_latent("baseline", 3, 0.5)], "kl_none": [run_with_latent("kl_none", 0, 0.01)]}
+    claim, verdict, _ = collapse(arms)
+    assert verdict.startswith("contradicted: 1 of 2 runs collapsed")
+    assert "baseline (cyclical): active units [3], KL a frame 0.500; kl_none (none): active units [0]" in verdict
+    assert collapse({"baseline": [run_with_latent("baseline", 3, 0.5)]})[1].startswith("supported: 0 of 1 runs")
+    old = Run(Path("b"), "baseline", None, 1, {}, {"val/psnr": {0: 20.0}}, [])  # trained before the diagnostics
+    assert collapse({"baseline": [old]})[1].startswith("not tested")
 
 
 @pytest.mark.parametrize("model,reads", [("template", True), ("small", False), ("small_previous", True)])
