@@ -250,3 +250,18 @@ def test_prepare_data_adds_the_ceiling_to_a_set_generated_before_it(tmp_path):
     assert not (root / "ceiling.json").exists()  # other settings than the set's: nothing written
     LAB4DataModule(str(root), synthetic=SMALL_SET, generated_sets=str(sets)).prepare_data()
     assert json.loads((root / "ceiling.json").read_text()) == written
+
+
+def test_the_door_variant_is_the_default_set_but_for_a_door_that_opens_at_random(tmp_path):
+    settings = dict(TINY, train_videos=1, train_video_len=300, test_videos=1)
+    plain = generate(tmp_path / "plain", **settings)
+    door = generate(tmp_path / "door", scene="performer_door", **settings)
+    roots = {"plain": plain, "door": door}
+    frames = {name: lab4.read_sequence_split(root, "train", 32, 64) for name, root in roots.items()}
+    torch.testing.assert_close(frames["door"][1], frames["plain"][1])  # the same poses
+    changed = (frames["door"][0] != frames["plain"][0]).flatten(1).any(1)  # (300,) frames where the door is open
+    assert 0 < changed.sum() < 300 and (changed[1:] != changed[:-1]).sum() >= 1  # it opens or closes, not always
+    where = (frames["door"][0] != frames["plain"][0]).any(1).any(0)  # (H, W): every changed pixel is the door's
+    rows, cols = where.nonzero(as_tuple=True)
+    assert rows.min() >= 3 and rows.max() <= 18 and cols.min() >= 47 and cols.max() <= 55
+    assert json.loads((door / "ceiling.json").read_text())["val"]["0"]["psnr_mean"] > 35

@@ -9,7 +9,9 @@ shadow on the floor; the camera adds a flicker of a few grey levels (a slow glob
 noise) to every frame. The label is the pose as OpenPose renders it: coloured limbs on black.
 
 A video is a script of actions drawn from `rng` (`motion.script`); `draw_video` renders it as (frame, label)
-pairs; `cvae_video.data.synthetic` writes them in the LAB4 layout.
+pairs; `cvae_video.data.synthetic` writes them in the LAB4 layout. With `door_rate` > 0 (the `performer_door`
+scene) the room's door opens and closes at random times that neither the pose nor the previous frame tells:
+there the next frame is uncertain, and only a latent can say when the door moves.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def look_of(number: int) -> Look:
 HORIZON = 0.56  # the wall meets the floor
 DOOR_BOX = (0.74, 0.12, 0.86, HORIZON)  # left, top, right, bottom
 SHADOW_GAIN = 0.68  # the floor under the shadow keeps this fraction of its light
+DOORWAY = (62, 58, 56)  # the dark corridor behind the door, seen when it is open
 FLICKER_DRIFT, FLICKER_NOISE = 0.6, 1.3  # grey levels: step of the global random walk, per-pixel noise std
 
 # Body proportions as fractions of the standing height.
@@ -158,8 +161,8 @@ def _limb(draw: ImageDraw.ImageDraw, a: tuple, b: tuple, colour: tuple, width: f
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
 
 
-def _room(look: Look, height: int, width: int) -> Image.Image:
-    """The empty room at the drawing scale."""
+def _room(look: Look, height: int, width: int, door_open: bool = False) -> Image.Image:
+    """The empty room at the drawing scale, its door closed or open (the doorway dark)."""
     img = Image.new("RGB", (width, height), look.wall)
     draw = ImageDraw.Draw(img)
     top = int(HORIZON * height)
@@ -171,7 +174,7 @@ def _room(look: Look, height: int, width: int) -> Image.Image:
     left, dtop, right, bottom = (v * s for v, s in zip(DOOR_BOX, (width, height, width, height)))
     draw.rectangle([left, dtop, right, bottom], fill=look.door_frame)
     inset = 0.012 * width
-    draw.rectangle([left + inset, dtop + inset, right - inset, bottom], fill=look.door)
+    draw.rectangle([left + inset, dtop + inset, right - inset, bottom], fill=DOORWAY if door_open else look.door)
     draw.rectangle([0, top - 0.025 * height, width, top], fill=look.skirting)
     return img
 
@@ -223,20 +226,33 @@ def _draw(p: dict[str, float], look: Look, room: Image.Image, shadowed: Image.Im
     return frame, label
 
 
-def draw_video(rng: np.random.Generator, length: int, size: tuple[int, int], look: int = 0):
+def door_states(rng: np.random.Generator, length: int, rate: float) -> np.ndarray:
+    """Whether the door is open in each of `length` frames: a random first state, then a switch before each frame
+    with probability `rate` (on average a switch every 1 / rate frames)."""
+    switches = rng.random(length) < rate
+    switches[0] = rng.random() < 0.5
+    return np.cumsum(switches) % 2 == 1
+
+
+def draw_video(rng: np.random.Generator, length: int, size: tuple[int, int], look: int = 0, door_rate: float = 0.0):
     """One video: (frame, label, clean) PIL images of `size` = (H, W), `length` of them, the performer of `look`
     (`look_of`) acting out a random script in the room; the frames carry the camera's flicker, `clean` is the same
-    render without it (what no model can do better than: the set's ceiling)."""
+    render without it (what no model can do better than: the set's ceiling). `door_rate` > 0: the door opens and
+    closes at random (`door_states`, from a stream spawned off `rng`), in a video otherwise the same as without
+    the door (its script and flicker)."""
     height, width = size
     colours = look_of(look)
-    room = _room(colours, height * SUPERSAMPLE, width * SUPERSAMPLE)
-    shadowed = Image.fromarray((np.asarray(room, dtype=np.float32) * SHADOW_GAIN).astype(np.uint8))
+    rooms = [_room(colours, height * SUPERSAMPLE, width * SUPERSAMPLE, door_open) for door_open in (False, True)]
+    shadowed = [Image.fromarray((np.asarray(r, dtype=np.float32) * SHADOW_GAIN).astype(np.uint8)) for r in rooms]
     script = motion.script(rng, length)
     drift = np.zeros(length)  # slow global brightness (grey levels): a mean-reverting walk
     for k, step in enumerate(rng.normal(0, FLICKER_DRIFT, length)):
         drift[k] = 0.95 * drift[k - 1] + step if k else step
+    # The door's own stream, spawned: `rng` draws the same script and flicker as without the door
+    door = door_states(rng.spawn(1)[0], length, door_rate) if door_rate > 0 else np.zeros(length, bool)
     for k in range(length):
-        frame, label = _draw({name: float(v[k]) for name, v in script.items()}, colours, room, shadowed)
+        pose = {name: float(v[k]) for name, v in script.items()}
+        frame, label = _draw(pose, colours, rooms[int(door[k])], shadowed[int(door[k])])
         clean = frame.resize((width, height), Image.BOX)
         pixels = np.asarray(clean, dtype=np.float32)
         pixels += drift[k] + rng.normal(0, FLICKER_NOISE, pixels.shape).astype(np.float32)

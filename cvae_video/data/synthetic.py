@@ -31,7 +31,13 @@ from cvae_video.data import many_looks, performer
 from cvae_video.errors import UserError
 from cvae_video.scoring import KAGGLE_FRAMES, PSNR_CEILING
 
-SCENES = {"performer": performer.draw_video, "many_looks": many_looks.draw_video}
+SCENES = {
+    "performer": performer.draw_video,
+    # the performer's room with a door that opens and closes at random, about every 60 frames: the next frame is
+    # uncertain given the pose and the previous frame (what a latent is for)
+    "performer_door": partial(performer.draw_video, door_rate=1 / 60),
+    "many_looks": many_looks.draw_video,
+}
 CEILING_FILE = "ceiling.json"
 CEILING_ABOUT = (
     "PSNR of the clean render (before the camera's flicker) against the saved frames: no model can do better"
@@ -77,9 +83,9 @@ def scene_drawer(scene: str, look: int):
     the scene does not have."""
     if scene not in SCENES:
         raise UserError(f"data.synthetic.scene: unknown scene {scene!r}; choose one of {sorted(SCENES)}")
-    if look and scene != "performer":
-        raise UserError(f"data.synthetic.look={look}: only the performer scene has looks")
-    return partial(performer.draw_video, look=look) if look else SCENES[scene]
+    if look and scene == "many_looks":
+        raise UserError(f"data.synthetic.look={look}: the many_looks scene draws its own looks")
+    return partial(SCENES[scene], look=look) if look else SCENES[scene]
 
 
 def ceiling_scores(psnr: list[float]) -> dict[str, float]:
