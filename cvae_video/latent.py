@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from cvae_video.models.sequence import gaussian_kl_terms
+
 ACTIVE_THRESHOLD = 0.01
-
-
-def kl_terms(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor, prior_logvar: torch.Tensor):
-    """KL(q || p) of each latent element between diagonal Gaussians, in float32 or wider; same shape as mu."""
-    dtype = torch.promote_types(mu.dtype, torch.float32)
-    mu, logvar, prior_mu, prior_logvar = (x.to(dtype) for x in (mu, logvar, prior_mu, prior_logvar))
-    return 0.5 * (prior_logvar - logvar + (logvar.exp() + (mu - prior_mu).pow(2)) / prior_logvar.exp() - 1)
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
@@ -32,7 +27,7 @@ def diagnostics(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor, 
     kl_per_step (T,): summed over the latent, the mean over sequences; kl_per_channel (N,): summed over
     positions, the mean over frames; active_units and units (counts), active_per_channel (N,).
     """
-    terms = kl_terms(mu, logvar, prior_mu, prior_logvar)  # (B, T, N, h, w)
+    terms = gaussian_kl_terms(mu, logvar, prior_mu, prior_logvar)  # (B, T, N, h, w)
     per_channel = active_units(mu.flatten(0, 1))  # (N,)
     return {
         "kl": terms.sum((2, 3, 4)).mean().item(),

@@ -38,14 +38,18 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return -0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu.shape[0]
 
 
+def gaussian_kl_terms(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor):
+    """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) of each latent element, at least in float32; mu_q's shape."""
+    dtype = torch.promote_types(mu_q.dtype, torch.float32)
+    mu_q, logvar_q, mu_p, logvar_p = (x.to(dtype) for x in (mu_q, logvar_q, mu_p, logvar_p))
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1)
+
+
 def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
     """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) between diagonal Gaussians, normalised as
     `kl_to_standard_normal` (summed over latent elements, averaged over the batch; at least float32).
     (B, T, N, h, w) each -> (T,)."""
-    dtype = torch.promote_types(mu_q.dtype, torch.float32)
-    mu_q, logvar_q, mu_p, logvar_p = (x.to(dtype) for x in (mu_q, logvar_q, mu_p, logvar_p))
-    terms = logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1
-    return 0.5 * terms.sum(dim=(0, -3, -2, -1)) / mu_q.shape[0]
+    return gaussian_kl_terms(mu_q, logvar_q, mu_p, logvar_p).sum(dim=(0, -3, -2, -1)) / mu_q.shape[0]
 
 
 def sequence_loss(
