@@ -260,7 +260,9 @@ def test_the_room_source_is_the_training_frames_median_in_the_checkpoint(compose
     from cvae_video.data.datamodule import LAB4DataModule
     from cvae_video.inference import load_module
 
-    train(compose_train(tiny_overrides(tiny_root, tmp_path) + ["model.sources=[first,paint,parts,room]"]))
+    cfg = compose_train(tiny_overrides(tiny_root, tmp_path))
+    assert "room" in cfg.model.sources  # model=small's default
+    train(cfg)
     module, _ = load_module(str(tmp_path / "checkpoints" / "last.ckpt"), torch.device("cpu"))
     data = LAB4DataModule(str(tiny_root), train_vi_len=6, val_vi_len=12)
     data.setup("fit")
