@@ -1,7 +1,7 @@
 # make demo: install, make the synthetic data, train the small model on CPU, validate
 # make test: install, lint and format-check with ruff, run the test suite
 # make bench: install, time training steps and rollouts against the lab's reference loop (outputs/bench/bench.json)
-# make quality: install, train experiment=quality (~42 min on 2 CPU cores), evaluate and plot into outputs/quality/
+# make quality: install, train experiment=quality (~38 min on 2 CPU cores), evaluate and plot into outputs/quality/
 # make curves: after make quality, train the template under the same recipe (~50 min) and draw both learning
 #              curves (validation PSNR against minutes of training) into outputs/curves/
 # make sweep: the lab's comparisons (experiment=lab_comparison, 14 runs, 2 at a time: ~40 min on 2 CPU cores),
