@@ -28,10 +28,11 @@ def diagnostics(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor, 
     positions, the mean over frames; active_units and units (counts), active_per_channel (N,).
     """
     terms = gaussian_kl_terms(mu, logvar, prior_mu, prior_logvar)  # (B, T, N, h, w)
+    per_frame = terms.sum((2, 3, 4))  # (B, T)
     per_channel = active_units(mu.flatten(0, 1))  # (N,)
     return {
-        "kl": terms.sum((2, 3, 4)).mean().item(),
-        "kl_per_step": terms.sum((2, 3, 4)).mean(0).tolist(),
+        "kl": per_frame.mean().item(),
+        "kl_per_step": per_frame.mean(0).tolist(),
         "kl_per_channel": terms.sum((3, 4)).mean((0, 1)).tolist(),
         "active_units": int(per_channel.sum()),
         "units": mu[0, 0].numel(),
