@@ -181,13 +181,20 @@ class SequenceCVAE(nn.Module):
             return z, kl_to_standard_normal(mu, logvar)
         return z, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
 
+    def known_features(self, frames: torch.Tensor, poses: torch.Tensor):
+        """What no prediction changes, all steps at once: the features of the true frames given (B, K, 3, H, W),
+        (B, K, F, H, W); of the poses of the T-1 predicted frames (poses (B, T, 3, H, W)), (B, T-1, L, H, W); and
+        frame 0's context, (B, C, H, W) and repeated for each predicted frame, (B, T-1, C, H, W)."""
+        truth_feat = self.over_time(on_frames(self.frame_encoder), frames)  # (B, K, F, H, W)
+        pose_feat = self.over_time(self.label_encoder, poses[:, 1:])  # (B, T-1, L, H, W)
+        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])  # (B, C, H, W)
+        contexts = context.unsqueeze(1).expand(-1, pose_feat.shape[1], *context.shape[1:])  # (B, T-1, C, H, W)
+        return truth_feat, pose_feat, context, contexts
+
     def latent_moments(self, frames: torch.Tensor, poses: torch.Tensor):
         """`moments` for true sequences (B, T, 3, H, W) and their poses, the prior's as tensors (zeros for
         N(0, I)): mu, logvar, prior_mu, prior_logvar, each (B, T-1, N, h, w)."""
-        truth_feat = self.over_time(on_frames(self.frame_encoder), frames)  # (B, T, F, H, W)
-        pose_feat = self.over_time(self.label_encoder, poses[:, 1:])  # (B, T-1, L, H, W)
-        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])
-        contexts = context.unsqueeze(1).expand(-1, pose_feat.shape[1], *context.shape[1:])
+        truth_feat, pose_feat, _, contexts = self.known_features(frames, poses)
         mu, logvar, prior_mu, prior_logvar = self.moments(truth_feat, pose_feat, contexts)
         if prior_mu is None:
             prior_mu, prior_logvar = torch.zeros_like(mu), torch.zeros_like(logvar)
@@ -262,12 +269,9 @@ class SequenceCVAE(nn.Module):
         # 1. What no prediction changes, for all its steps at once: the true frames the posterior or teacher
         #    forcing reads (else frame 0 alone), the poses, and frame 0's context.
         known = steps if use_posterior else n if teacher_forcing else 1
-        truth_feat = self.over_time(on_frames(self.frame_encoder), frames[:, :known])  # (B, known, F, H, W)
-        pose_feat = self.over_time(self.label_encoder, poses[:, 1:])  # (B, n, L, H, W)
+        truth_feat, pose_feat, context, contexts = self.known_features(frames[:, :known], poses)
         if noise is None:
             noise = self.standard_noise(b, n, h, w, poses.device, dtype=pose_feat.dtype)  # (B, n, N, h, w)
-        context = self.first_frame_context(truth_feat[:, 0], poses[:, 0])  # (B, C, H, W)
-        contexts = context.unsqueeze(1).expand(-1, n, *context.shape[1:])  # (B, n, C, H, W)
 
         # 2. z of every step: the posterior's (training), else the prior's (a learned prior's is drawn below, from
         #    each step's previous frame).
