@@ -101,6 +101,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.val_vi_len": (lambda v: v >= 2, ">= 2 (a first frame and one to predict)"),
     "data.partial": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "data.train_frame_step": (lambda v: v >= 1, ">= 1 (1: consecutive frames)"),
+    "data.train_first_gap": (lambda v: v >= 0, ">= 0 (0: the first frame is a step like the others)"),
     "eval.num_samples": (lambda v: v >= 1, ">= 1"),
     "trainer.max_epochs": (lambda v: v >= 1, ">= 1 (the KL, teacher-forcing and lr schedules are laid over them)"),
     "module.nan_patience": (lambda v: v >= 1, ">= 1"),

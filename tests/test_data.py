@@ -95,6 +95,25 @@ def test_frame_step_spreads_a_clip_over_its_video(tmp_path):
     assert [round(v * 255) for v in poses[:, 0, 0, 0].tolist()] == [102, 105, 108, 111]
 
 
+def test_first_gap_puts_a_clips_first_frame_up_to_n_frames_before_the_rest(tmp_path):
+    write_split(tmp_path, "train", 30)
+    (tmp_path / "train" / "segments.json").write_text(json.dumps({"starts": [0, 20]}))
+    write_split(tmp_path, "val", 4)
+    dm = LAB4DataModule(str(tmp_path), train_vi_len=4, train_first_gap=10, val_vi_len=4, shuffle=False)
+    dm.setup("fit")
+    assert dm.train_set.windows == [0, 1, 2, 3, 4, 5, 6, 7]  # span 10 + 2 + 1 = 13 frames; video 2 too short
+    torch.manual_seed(0)
+    gaps = set()
+    for _ in range(200):
+        frames, poses = dm.train_set[7]
+        index = [round(v * 255) for v in frames[:, 0, 0, 0].tolist()]
+        assert [round(v * 255) - 100 for v in poses[:, 0, 0, 0].tolist()] == index  # pairs kept
+        first, second = index[0], index[1]
+        assert first == 7 and index[1:] == [second, second + 1, second + 2] and second + 2 < 20
+        gaps.add(second - first)
+    assert gaps == set(range(1, 11))
+
+
 def test_partial_keeps_a_fraction_of_the_clips(tmp_path):
     write_split(tmp_path, "train", 40)
     write_split(tmp_path, "val", 4)

@@ -154,6 +154,20 @@ def test_learned_prior_is_trained_against_and_sampled_from(design):
     assert not torch.allclose(a, b)
 
 
+@pytest.mark.parametrize("design", [narrow_template, compositing])
+def test_the_learned_prior_reads_the_previous_frame(design):
+    """p(z_t | ...) follows frame t-1 (a door left open), also where the decoder reads no previous frame."""
+    net = design(prior="learned").eval()
+    frames, poses = torch.rand(1, 4, 3, 8, 16), torch.rand(1, 4, 3, 8, 16)
+    changed = frames.clone()
+    changed[:, 1] = 1 - changed[:, 1]  # frame 1: the previous frame of step 2
+    with torch.no_grad():
+        _, _, prior_mu, _ = net.latent_moments(frames, poses)
+        _, _, changed_mu, _ = net.latent_moments(changed, poses)
+    assert torch.equal(prior_mu[:, 0], changed_mu[:, 0]) and torch.equal(prior_mu[:, 2], changed_mu[:, 2])
+    assert not torch.allclose(prior_mu[:, 1], changed_mu[:, 1])
+
+
 def test_an_unknown_prior_is_refused():
     with pytest.raises(ValueError, match="prior must be one of"):
         narrow_template(prior="lerned")

@@ -23,7 +23,9 @@ from cvae_video.data.synthetic import CEILING_FILE, add_ceiling, generate
 
 class Clips(Dataset):
     """Windows of `clip_len` frames, every `frame_step`-th frame, within each video (`lab4.clip_windows`):
-    (frames, poses), each (T, 3, H, W)."""
+    (frames, poses), each (T, 3, H, W). With `first_gap` > 0 a clip's first frame lies a random 1..first_gap
+    frames (torch's generator: Lightning's seed) before its second: the gaps of a rollout from its frame 0, with
+    the frames after it `frame_step` apart."""
 
     def __init__(
         self,
@@ -33,9 +35,11 @@ class Clips(Dataset):
         clip_len: int,
         fraction: float = 1.0,
         frame_step: int = 1,
+        first_gap: int = 0,
     ):
         self.frames, self.poses, self.clip_len, self.frame_step = frames, poses, clip_len, frame_step
-        windows = lab4.clip_windows(starts, len(frames), clip_len, frame_step)
+        self.first_gap = first_gap
+        windows = lab4.clip_windows(starts, len(frames), clip_len, frame_step, first_gap)
         self.windows = windows[: max(1, round(len(windows) * fraction))] if windows else []
 
     def __len__(self) -> int:
@@ -47,7 +51,12 @@ class Clips(Dataset):
         return self
 
     def __getitem__(self, i: int):
-        s = slice(self.windows[i], self.windows[i] + (self.clip_len - 1) * self.frame_step + 1, self.frame_step)
+        first = self.windows[i]
+        if self.first_gap:
+            second = first + int(torch.randint(1, self.first_gap + 1, ()))
+            s = [first, *range(second, second + (self.clip_len - 1) * self.frame_step, self.frame_step)]
+        else:
+            s = slice(first, first + (self.clip_len - 1) * self.frame_step + 1, self.frame_step)
         return self.frames[s].float() / 255, self.poses[s].float() / 255
 
 
@@ -80,6 +89,7 @@ class LAB4DataModule(L.LightningDataModule):
         frame_W: int = 64,
         train_vi_len: int = 16,
         train_frame_step: int = 1,
+        train_first_gap: int = 0,
         val_vi_len: int = 630,
         batch_size: int = 2,
         val_batch_size: int = 1,
@@ -133,14 +143,17 @@ class LAB4DataModule(L.LightningDataModule):
         self.check_root()
         if stage in ("fit", None) and self.train_set is None:
             frames, poses, starts = lab4.read_sequence_split(self.root, "train", h.frame_H, h.frame_W)
-            self.train_set = Clips(frames, poses, starts, h.train_vi_len, h.partial, h.train_frame_step)
+            self.train_set = Clips(
+                frames, poses, starts, h.train_vi_len, h.partial, h.train_frame_step, h.train_first_gap
+            )
             if len(self.train_set) == 0:
                 longest = max(b - a for a, b in zip(starts, starts[1:] + [len(frames)]))
-                span = (h.train_vi_len - 1) * h.train_frame_step + 1
+                span = lab4.clip_span(h.train_vi_len, h.train_frame_step, h.train_first_gap)
+                gap = f", data.train_first_gap={h.train_first_gap}" if h.train_first_gap else ""
                 raise lab4.DataError(
                     f"{self.root / 'train'}: the longest video has {longest} frames, fewer than a "
                     f"clip spans ({span}: data.train_vi_len={h.train_vi_len}, "
-                    f"data.train_frame_step={h.train_frame_step})"
+                    f"data.train_frame_step={h.train_frame_step}{gap})"
                 )
             device = self.trainer.strategy.root_device if self.trainer is not None else None
             if h.device_cache and h.num_workers == 0 and device is not None and device.type == "cuda":

@@ -108,13 +108,23 @@ def video_starts(split_dir: Path, first_index: int) -> list[int]:
     return sorted(int(s) - first_index for s in starts)
 
 
-def clip_windows(starts: list[int], total: int, clip_len: int, frame_step: int = 1) -> list[int]:
-    """First positions of windows of `clip_len` frames, `frame_step` frames apart, that stay within one video.
+def clip_span(clip_len: int, frame_step: int = 1, first_gap: int = 0) -> int:
+    """The frames a clip spans: `clip_len` frames `frame_step` apart, or with `first_gap` > 0 its first frame up
+    to `first_gap` frames before the second (`Clips`)."""
+    if first_gap:
+        return first_gap + (clip_len - 2) * frame_step + 1
+    return (clip_len - 1) * frame_step + 1
+
+
+def clip_windows(starts: list[int], total: int, clip_len: int, frame_step: int = 1, first_gap: int = 0) -> list[int]:
+    """First positions of windows of `clip_span` frames that stay within one video.
 
     Windows start `clip_len // frame_step` frames apart (at least 1): with frame_step 1 they do not overlap
-    (the lab's clips); a longer step spreads a clip over more of its video.
+    (the lab's clips); a longer step spreads a clip over more of its video. With `first_gap` > 0 they start at
+    every frame that leaves room for the longest gap.
     """
-    span, spacing = (clip_len - 1) * frame_step + 1, max(1, clip_len // frame_step)
+    span = clip_span(clip_len, frame_step, first_gap)
+    spacing = 1 if first_gap else max(1, clip_len // frame_step)
     ends = starts[1:] + [total]
     return [s for a, b in zip(starts, ends) for s in range(a, b - span + 1, spacing)]
 

@@ -191,8 +191,8 @@ class CompositingCVAE(SequenceCVAE):
         self.frame_encoder = PixelsAndFeatures(frame_dim)
         self.label_encoder = PoseFeatures(label_dim, label_layers)
         self.posterior = UNetPosterior(frame_dim + label_dim, widths[2], noise_dim)
-        if prior == "learned":  # p(z_t | frame 0 and its pose, pose_t): it reads no previous frame
-            self.learned_prior = UNetPosterior(frame_dim + 2 * label_dim, widths[2], noise_dim)
+        if prior == "learned":  # p(z_t | the previous frame, frame 0 and its pose, pose_t)
+            self.learned_prior = UNetPosterior(2 * frame_dim + 2 * label_dim, widths[2], noise_dim)
         self.frame_dim = frame_dim
         self.appearance = PartAppearance(label_dim, frame_dim, parts, code_dim)
         self.fusion = UNetFusion(2 * frame_dim + 2 * label_dim + 3 + code_dim, noise_dim, widths, blocks)
@@ -210,8 +210,10 @@ class CompositingCVAE(SequenceCVAE):
     def prior_inputs(
         self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, context: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The learned prior reads frame 0's context (F + L channels) and this pose, not the previous frame."""
-        return context, pose_feat
+        """The learned prior reads the previous frame's features and frame 0's context (F + F + L channels), and
+        this pose: what persists from frame to frame that no pose tells (a door left open) it can carry on, even
+        where the decoder reads no previous frame."""
+        return torch.cat([prev_feat, context], 1), pose_feat
 
     def decode(
         self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor
@@ -241,9 +243,9 @@ class CompositingCVAE(SequenceCVAE):
             self.room.copy_(background[None])
 
     def step(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor, context: torch.Tensor):
-        """A free-running step; without the `previous` source the prediction is not encoded for the next step
-        (decode would not read it), and `prev_feat` is passed on as it is."""
-        if self.reads_previous:
+        """A free-running step; where neither the decoder (the `previous` source) nor a learned prior reads the
+        previous frame, the prediction is not encoded for the next step, and `prev_feat` is passed on as it is."""
+        if self.reads_previous or self.learned_prior is not None:
             return super().step(prev_feat, pose_feat, z, context)
         return self.decode(prev_feat, pose_feat, z, context), prev_feat
 
