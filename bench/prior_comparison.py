@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> str:
     lines = [
         f"# Priors: {args.sweep}",
         "",
-        f"| prior | seed | PSNR, mean of {n} samples | best of {n} | best - mean | samples' PSNR | active units | KL a frame |",
+        f"| prior | seed | PSNR, mean of {n} samples | best of {n} | best - mean | samples' PSNR | active units "
+        "| KL a frame |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> str:
             f"{min(r['per_sample']):.2f} - {max(r['per_sample']):.2f} | {r['active']} of {r['units']} | "
             f"{r['kl']:.3g} |"
         )
-    lines += ["", "By the sweep report's rule (a difference counts where it is larger than either side's spread over seeds):"]
+    rule = "a difference counts where it is larger than either side's spread over seeds"
+    lines += ["", f"By the sweep report's rule ({rule}):"]
     for prior, group in by_prior.items():
         means, bests = [r["mean"] for r in group], [r["best"] for r in group]
         collapsed = sum(r["active"] == 0 for r in group)
