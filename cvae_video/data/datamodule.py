@@ -52,11 +52,8 @@ class Clips(Dataset):
 
     def __getitem__(self, i: int):
         first = self.windows[i]
-        if self.first_gap:
-            second = first + int(torch.randint(1, self.first_gap + 1, ()))
-            s = [first, *range(second, second + (self.clip_len - 1) * self.frame_step, self.frame_step)]
-        else:
-            s = slice(first, first + (self.clip_len - 1) * self.frame_step + 1, self.frame_step)
+        gap = int(torch.randint(1, self.first_gap + 1, ())) if self.first_gap else self.frame_step
+        s = [first, *range(first + gap, first + gap + (self.clip_len - 1) * self.frame_step, self.frame_step)]
         return self.frames[s].float() / 255, self.poses[s].float() / 255
 
 

@@ -111,9 +111,7 @@ def video_starts(split_dir: Path, first_index: int) -> list[int]:
 def clip_span(clip_len: int, frame_step: int = 1, first_gap: int = 0) -> int:
     """The frames a clip spans: `clip_len` frames `frame_step` apart, or with `first_gap` > 0 its first frame up
     to `first_gap` frames before the second (`Clips`)."""
-    if first_gap:
-        return first_gap + (clip_len - 2) * frame_step + 1
-    return (clip_len - 1) * frame_step + 1
+    return (first_gap or frame_step) + (clip_len - 2) * frame_step + 1
 
 
 def clip_windows(starts: list[int], total: int, clip_len: int, frame_step: int = 1, first_gap: int = 0) -> list[int]:
